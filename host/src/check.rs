@@ -1,0 +1,36 @@
+//! `host --check`: what the host would serve, in dispatch order.
+
+use std::fmt::Write;
+
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
+
+/// The report printed by `--check`.
+pub fn report(config: &Config, dispatcher: &Dispatcher) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "config: {}", config.file.display());
+    let _ = writeln!(s, "listen: {}", config.listen);
+    let _ = writeln!(s, "server name: {}", config.server_name);
+    let _ = writeln!(s, "built in: CLOSE");
+    let _ = writeln!(s, "plugins, in dispatch order:");
+    if dispatcher.plugins().is_empty() {
+        let _ = writeln!(s, "  (none)");
+    }
+    let mut n = 0;
+    for (i, plugin) in dispatcher.plugins().iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  {}. {} {} ({})",
+            i + 1,
+            plugin.name,
+            plugin.version,
+            plugin.file.display()
+        );
+        for hook in &plugin.hooks {
+            n += 1;
+            let blocking = if hook.blocking { "  [blocking]" } else { "" };
+            let _ = writeln!(s, "       {n:>4}  {}{blocking}", hook.pattern);
+        }
+    }
+    s
+}

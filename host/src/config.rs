@@ -1,0 +1,360 @@
+//! `config.toml`: what the host serves and which plugins it loads, in order.
+//!
+//! Every key is checked: an unknown key, a wrong type or a TOML syntax error
+//! is reported with the file, line and column, so a typo never silently
+//! falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The port of the original program.
+pub const DEFAULT_PORT: u16 = 1991;
+/// Default longest request line, in bytes, without its line ending.
+pub const DEFAULT_MAX_LINE_LENGTH: usize = 8 * 1024;
+/// Default limit on connections served at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default time a connection may stay without sending a complete line.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+/// Default time given to connections to finish when the host stops.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+
+/// The file as written, before defaults and paths are resolved.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Spanned<String>>,
+    server_name: Option<String>,
+    plugins_dir: Option<PathBuf>,
+    max_line_length: Option<Spanned<usize>>,
+    max_connections: Option<Spanned<usize>>,
+    idle_timeout_secs: Option<u64>,
+    shutdown_timeout_secs: Option<u64>,
+    strict_modes: Option<bool>,
+    #[serde(default, rename = "plugin")]
+    plugins: Vec<Spanned<RawPlugin>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    name: Option<Spanned<String>>,
+    path: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    optional: bool,
+    settings: Option<toml::Table>,
+}
+
+/// The host's configuration, with defaults applied and paths resolved
+/// against the directory of the config file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the config came from, for messages.
+    pub file: PathBuf,
+    pub listen: SocketAddr,
+    pub server_name: String,
+    /// Where plugins given by name are looked for first.
+    pub plugins_dir: PathBuf,
+    pub max_line_length: usize,
+    pub max_connections: usize,
+    /// `None` disables the idle timeout.
+    pub idle_timeout: Option<Duration>,
+    pub shutdown_timeout: Duration,
+    /// Refuse plugin files and directories that others could have written.
+    pub strict_modes: bool,
+    pub plugins: Vec<PluginEntry>,
+}
+
+/// One `[[plugin]]` entry.
+#[derive(Debug, Clone)]
+pub struct PluginEntry {
+    /// How the entry is referred to in messages: its name, or its path.
+    pub label: String,
+    pub source: PluginSource,
+    pub optional: bool,
+    /// The entry's `settings` table, as a TOML document for the plugin.
+    pub settings: String,
+    /// Line of the entry in the config file, for messages.
+    pub line: usize,
+}
+
+/// Where a plugin library comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// A bare name, resolved to the platform's library file name
+    /// (`lib<name>.so`) in the plugins directory.
+    Name(String),
+    /// An explicit file path.
+    Path(PathBuf),
+}
+
+/// Why the config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and checks the config file.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        Config::parse(file, &text)
+    }
+
+    /// Checks `text` as the contents of `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let invalid = |span: Option<std::ops::Range<usize>>, message: String| {
+            let (line, column) = span.map_or((1, 1), |s| line_column(text, s.start));
+            ConfigError::Invalid {
+                file: file.to_owned(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| invalid(e.span(), e.message().trim().to_owned()))?;
+        let base = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+
+        let listen = match &raw.listen {
+            None => SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            Some(l) => parse_listen(l.get_ref(), DEFAULT_PORT)
+                .map_err(|m| invalid(Some(l.span()), format!("key `listen`: {m}")))?,
+        };
+        let positive = |v: &Option<Spanned<usize>>, key: &str, default: usize| match v {
+            None => Ok(default),
+            Some(s) if *s.get_ref() == 0 => Err(invalid(
+                Some(s.span()),
+                format!("key `{key}`: must be at least 1"),
+            )),
+            Some(s) => Ok(*s.get_ref()),
+        };
+        let max_line_length = positive(
+            &raw.max_line_length,
+            "max_line_length",
+            DEFAULT_MAX_LINE_LENGTH,
+        )?;
+        let max_connections = positive(
+            &raw.max_connections,
+            "max_connections",
+            DEFAULT_MAX_CONNECTIONS,
+        )?;
+
+        let mut plugins: Vec<PluginEntry> = Vec::with_capacity(raw.plugins.len());
+        for entry in raw.plugins {
+            let entry_span = entry.span();
+            let p = entry.into_inner();
+            let (source, label, span) = match (p.name, p.path) {
+                (Some(name), None) => {
+                    let n = name.get_ref();
+                    if !is_plain_name(n) {
+                        return Err(invalid(
+                            Some(name.span()),
+                            format!(
+                                "plugin name {n:?} is not a plain name (letters, digits, `-`, `_`); \
+                                 use `path = ...` for a library outside the plugins directory"
+                            ),
+                        ));
+                    }
+                    (PluginSource::Name(n.clone()), n.clone(), name.span())
+                }
+                (None, Some(path)) => {
+                    let resolved = base.join(path.get_ref());
+                    let label = path.get_ref().display().to_string();
+                    (PluginSource::Path(resolved), label, path.span())
+                }
+                (Some(name), Some(_)) => {
+                    return Err(invalid(
+                        Some(name.span()),
+                        "a `[[plugin]]` entry takes `name` or `path`, not both".into(),
+                    ));
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        Some(entry_span),
+                        format!(
+                            "`[[plugin]]` entry {} has neither `name` nor `path`",
+                            plugins.len() + 1
+                        ),
+                    ));
+                }
+            };
+            let line = line_column(text, span.start).0;
+            if let Some(first) = plugins.iter().find(|e| e.source == source) {
+                return Err(invalid(
+                    Some(span),
+                    format!(
+                        "plugin `{label}` is listed twice (first on line {})",
+                        first.line
+                    ),
+                ));
+            }
+            let settings = match p.settings {
+                None => String::new(),
+                Some(table) => toml::to_string(&table).map_err(|e| {
+                    invalid(Some(span.clone()), format!("settings of `{label}`: {e}"))
+                })?,
+            };
+            plugins.push(PluginEntry {
+                label,
+                source,
+                optional: p.optional,
+                settings,
+                line,
+            });
+        }
+
+        Ok(Config {
+            file: file.to_owned(),
+            listen,
+            server_name: raw.server_name.unwrap_or_else(default_server_name),
+            plugins_dir: base.join(raw.plugins_dir.unwrap_or_else(|| "plugins.d".into())),
+            max_line_length,
+            max_connections,
+            idle_timeout: match raw.idle_timeout_secs.unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS) {
+                0 => None,
+                s => Some(Duration::from_secs(s)),
+            },
+            shutdown_timeout: Duration::from_secs(
+                raw.shutdown_timeout_secs
+                    .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
+            ),
+            strict_modes: raw.strict_modes.unwrap_or(true),
+            plugins,
+        })
+    }
+}
+
+/// Parses `IP`, `IP:PORT` or `[IPv6]:PORT`; a bare IP gets `default_port`.
+pub fn parse_listen(text: &str, default_port: u16) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let ip_text = text.trim_start_matches('[').trim_end_matches(']');
+    match ip_text.parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(SocketAddr::new(ip, default_port)),
+        Err(_) => Err(format!(
+            "{text:?} is not an address (expected IP, IP:PORT or [IPv6]:PORT)"
+        )),
+    }
+}
+
+/// A plugin name must stay inside the plugins directory: no separators, no `..`.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn default_server_name() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("dir/config.toml"), text)
+    }
+
+    #[test]
+    fn defaults_apply_to_an_empty_file() {
+        let c = parse("").unwrap();
+        assert_eq!(c.listen, "127.0.0.1:1991".parse().unwrap());
+        assert_eq!(c.plugins_dir, Path::new("dir/plugins.d"));
+        assert_eq!(c.max_line_length, 8192);
+        assert!(c.plugins.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let err = parse("server_name = \"x\"\nlisen = \"1.2.3.4\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("dir/config.toml:2:1: "), "{text}");
+        assert!(text.contains("unknown field `lisen`"), "{text}");
+    }
+
+    #[test]
+    fn unknown_key_in_plugin_entry() {
+        let err = parse("[[plugin]]\nname = \"hello\"\noptinal = true\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(":3:1: "), "{text}");
+        assert!(text.contains("unknown field `optinal`"), "{text}");
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let err = parse("listen = \"127.0.0.1\n").unwrap_err();
+        assert!(err.to_string().starts_with("dir/config.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn plugin_names_cannot_escape_the_plugins_directory() {
+        let err = parse("[[plugin]]\nname = \"../x\"\n").unwrap_err();
+        assert!(err.to_string().contains("not a plain name"), "{err}");
+    }
+
+    #[test]
+    fn the_same_plugin_twice_is_refused() {
+        let err = parse("[[plugin]]\nname = \"a\"\n[[plugin]]\nname = \"a\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(":4:8: plugin `a` is listed twice (first on line 2)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn settings_become_a_toml_document_for_the_plugin() {
+        let c = parse("[[plugin]]\nname = \"t\"\n[plugin.settings]\nformat = \"%H\"\n").unwrap();
+        assert_eq!(c.plugins[0].settings.trim(), "format = \"%H\"");
+        assert_eq!(c.plugins[0].line, 2);
+    }
+
+    #[test]
+    fn listen_accepts_ip_or_socket_address() {
+        assert_eq!(
+            parse_listen("0.0.0.0", 7).unwrap(),
+            "0.0.0.0:7".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen("[::1]:9", 7).unwrap(),
+            "[::1]:9".parse().unwrap()
+        );
+        assert_eq!(parse_listen("::1", 7).unwrap(), "[::1]:7".parse().unwrap());
+        assert!(parse_listen("localhost:1", 7).is_err());
+    }
+}

@@ -1,0 +1,242 @@
+//! Choosing the hook for a request line and calling it.
+//!
+//! All patterns of all plugins, in dispatch order (config order, then each
+//! plugin's own order), go into one [`RegexSet`], so finding the first
+//! matching hook is one pass over the line however many hooks are loaded.
+//! Only the winning hook's own regex then runs, and only if the handler
+//! needs capture groups.
+
+use abi_stable::std_types::{RResult, RStr, RString};
+use plugin_api::abi::{HookFailure, Outcome, RequestFfi, Span};
+use regex::{Regex, RegexSet};
+
+use crate::plugins::LoadedPlugin;
+
+/// The table of hooks the host serves; immutable once built, shared by
+/// every connection behind an `Arc`.
+pub struct Dispatcher {
+    plugins: Vec<LoadedPlugin>,
+    routes: Vec<Route>,
+    /// Every route's pattern, in dispatch order.
+    all: RegexSet,
+    /// The routes whose patterns ask for control characters, and their set:
+    /// a line holding control characters is offered to these alone.
+    control_routes: Vec<usize>,
+    control: RegexSet,
+}
+
+/// One hook in the dispatch table.
+pub struct Route {
+    pub plugin: usize,
+    pub hook: usize,
+    regex: Regex,
+    /// Capture groups including group 0.
+    groups: usize,
+    pub blocking: bool,
+}
+
+/// Where a line goes.
+pub enum Target {
+    /// The route with this index.
+    Hook(usize),
+    /// No hook matches.
+    NotFound,
+    /// The line holds control characters and no hook asks for them.
+    ControlCharacters,
+}
+
+/// A hook's failure, ready to report.
+pub enum CallError {
+    /// The handler's own error message, for the client.
+    Failed(String),
+    /// The handler panicked: plugin name and panic message.
+    Panicked { plugin: String, message: String },
+}
+
+impl Dispatcher {
+    /// Builds the table from plugins loaded in config order.
+    pub fn new(plugins: Vec<LoadedPlugin>) -> Result<Dispatcher, regex::Error> {
+        let mut routes = Vec::new();
+        let mut patterns = Vec::new();
+        let mut control_routes = Vec::new();
+        let mut control_patterns = Vec::new();
+        for (p, plugin) in plugins.iter().enumerate() {
+            for (h, hook) in plugin.hooks.iter().enumerate() {
+                let anchored = crate::plugins::anchor(&hook.pattern);
+                if asks_for_control_characters(&hook.pattern) {
+                    control_routes.push(routes.len());
+                    control_patterns.push(anchored.clone());
+                }
+                patterns.push(anchored);
+                routes.push(Route {
+                    plugin: p,
+                    hook: h,
+                    regex: hook.regex.clone(),
+                    groups: hook.regex.captures_len(),
+                    blocking: hook.blocking,
+                });
+            }
+        }
+        Ok(Dispatcher {
+            all: RegexSet::new(&patterns)?,
+            control: RegexSet::new(&control_patterns)?,
+            plugins,
+            routes,
+            control_routes,
+        })
+    }
+
+    pub fn plugins(&self) -> &[LoadedPlugin] {
+        &self.plugins
+    }
+
+    pub fn route(&self, index: usize) -> &Route {
+        &self.routes[index]
+    }
+
+    /// The first hook whose pattern matches the whole of `line`.
+    pub fn target(&self, line: &str) -> Target {
+        if has_control_characters(line) {
+            return match self.control.matches(line).iter().next() {
+                Some(i) => Target::Hook(self.control_routes[i]),
+                None => Target::ControlCharacters,
+            };
+        }
+        match self.all.matches(line).iter().next() {
+            Some(i) => Target::Hook(i),
+            None => Target::NotFound,
+        }
+    }
+
+    /// Calls route `index` with `line`, appending its reply to `out`.
+    /// `spans` is scratch space for the capture groups, reused across calls.
+    pub fn call(
+        &self,
+        index: usize,
+        line: &str,
+        spans: &mut Vec<Span>,
+        peer: &str,
+        connection_id: u64,
+        out: &mut RString,
+    ) -> Result<Outcome, CallError> {
+        let route = &self.routes[index];
+        spans.clear();
+        if route.groups <= 1 {
+            spans.push(Span {
+                start: 0,
+                end: line.len(),
+            });
+        } else {
+            let mut locations = route.regex.capture_locations();
+            route.regex.captures_read(&mut locations, line);
+            spans.extend((0..locations.len()).map(|i| match locations.get(i) {
+                Some((start, end)) => Span { start, end },
+                None => Span::NONE,
+            }));
+        }
+        let request = RequestFfi {
+            line: RStr::from_str(line),
+            groups: spans.as_slice().into(),
+            peer: RStr::from_str(peer),
+            connection_id,
+        };
+        let plugin = &self.plugins[route.plugin];
+        match plugin.object.call(route.hook, &request, out) {
+            RResult::ROk(outcome) => Ok(outcome),
+            RResult::RErr(HookFailure::Error(message)) => {
+                Err(CallError::Failed(message.into_string()))
+            }
+            RResult::RErr(HookFailure::Panic(message)) => Err(CallError::Panicked {
+                plugin: plugin.name.clone(),
+                message: message.into_string(),
+            }),
+        }
+    }
+}
+
+/// C0 controls other than tab, and DEL: what a terminal user cannot mean
+/// to send as part of a command.
+pub fn has_control_characters(line: &str) -> bool {
+    line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+}
+
+/// Whether `pattern` names control characters itself — a literal such as
+/// `\x00`, or a class such as `[\x00-\x1f]` or `\p{Cc}` — rather than only
+/// admitting them through `.`, a negated class or `\s`.
+pub fn asks_for_control_characters(pattern: &str) -> bool {
+    use regex_syntax::ast::{Ast, parse::Parser};
+    fn class_has_controls(text: &str) -> bool {
+        let Ok(hir) = regex_syntax::Parser::new().parse(text) else {
+            return false;
+        };
+        match hir.kind() {
+            regex_syntax::hir::HirKind::Class(regex_syntax::hir::Class::Unicode(c)) => {
+                c.ranges().iter().any(|r| {
+                    let (lo, hi) = (r.start() as u32, r.end() as u32);
+                    (lo <= 0x08) || (lo <= 0x1f && hi >= 0x0a) || (lo <= 0x7f && hi >= 0x7f)
+                })
+            }
+            _ => false,
+        }
+    }
+    fn walk(ast: &Ast, pattern: &str) -> bool {
+        match ast {
+            Ast::Literal(l) => {
+                let c = l.c as u32;
+                (c < 0x20 && c != 0x09) || c == 0x7f
+            }
+            Ast::ClassBracketed(c) if !c.negated => {
+                class_has_controls(&pattern[c.span.start.offset..c.span.end.offset])
+            }
+            Ast::ClassUnicode(c) if !c.negated => {
+                class_has_controls(&pattern[c.span.start.offset..c.span.end.offset])
+            }
+            Ast::Repetition(r) => walk(&r.ast, pattern),
+            Ast::Group(g) => walk(&g.ast, pattern),
+            Ast::Alternation(a) => a.asts.iter().any(|a| walk(a, pattern)),
+            Ast::Concat(c) => c.asts.iter().any(|a| walk(a, pattern)),
+            _ => false,
+        }
+    }
+    match Parser::new().parse(pattern) {
+        Ok(ast) => walk(&ast, pattern),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_must_be_asked_for() {
+        for p in [
+            r"RAW \x00",
+            r"RAW [\x00-\x1f]+",
+            r"\p{Cc}",
+            "A\u{1}B",
+            r"(?:X|\x7f)",
+        ] {
+            assert!(asks_for_control_characters(p), "{p}");
+        }
+        for p in [
+            "ECHO (.*)",
+            r"[^a]+",
+            r"\s+",
+            r"\PC+",
+            "[a-z]",
+            "HELLO",
+            r"\t",
+        ] {
+            assert!(!asks_for_control_characters(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn control_character_detection() {
+        assert!(has_control_characters("A\0B"));
+        assert!(has_control_characters("A\u{1b}[2J"));
+        assert!(has_control_characters("\u{7f}"));
+        assert!(!has_control_characters("A\tB é"));
+    }
+}

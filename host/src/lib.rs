@@ -1,0 +1,16 @@
+//! The host: a TCP server speaking a line protocol, whose commands are
+//! served by plugins loaded from dynamic libraries listed in `config.toml`.
+//!
+//! The binary (`main.rs`) wires these modules together; they are a library
+//! so that benchmarks and fuzz targets can drive framing and dispatch
+//! directly.
+
+pub mod check;
+pub mod config;
+pub mod connection;
+pub mod dispatch;
+pub mod framing;
+pub mod plugins;
+pub mod server;
+pub mod shared;
+pub mod shutdown;

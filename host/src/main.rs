@@ -1,0 +1,162 @@
+//! `host`: load the plugins listed in the config and serve the line protocol.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing::{debug, info, warn};
+use tracing_subscriber::EnvFilter;
+
+use host::config::{Config, DEFAULT_PORT, parse_listen};
+use host::dispatch::Dispatcher;
+use host::plugins::{self, LoadErrorKind, RuntimeDir};
+use host::server::{self, ServerSettings};
+use host::shared::{Limits, Shared};
+
+/// A TCP line-protocol server whose commands are served by plugins.
+///
+/// Each request line goes to the first hook, in the order the plugins are
+/// listed in the config and then in each plugin's own order, whose pattern
+/// matches the whole line.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = "Logging: RUST_LOG (e.g. RUST_LOG=debug) or --log-level.\n\
+Exit status: 0 after a clean stop or a good --check; 1 if the config or a plugin is bad."
+)]
+struct Cli {
+    /// Port to listen on [default: the port of `listen` in the config, else 1991].
+    port: Option<u16>,
+
+    /// The config file. Relative paths in it are relative to its directory.
+    #[arg(short, long, value_name = "PATH", default_value = "config.toml")]
+    config: PathBuf,
+
+    /// Address to listen on, as IP, IP:PORT or [IPv6]:PORT; overrides
+    /// `listen` in the config (PORT still overrides its port).
+    #[arg(short, long, value_name = "ADDR")]
+    listen: Option<String>,
+
+    /// Load the config and every plugin, print what would be served, and exit.
+    #[arg(long)]
+    check: bool,
+
+    /// Log level or filter (error, warn, info, debug, trace) [default: RUST_LOG, else info].
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match &cli.log_level {
+        Some(level) => EnvFilter::try_new(level),
+        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
+    };
+    let filter = match filter {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: invalid log level: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(&cli.config)?;
+    if let Some(listen) = &cli.listen {
+        config.listen =
+            parse_listen(listen, DEFAULT_PORT).map_err(|m| anyhow::anyhow!("--listen: {m}"))?;
+    }
+    if let Some(port) = cli.port {
+        config.listen.set_port(port);
+    }
+    raise_open_files_limit();
+
+    let runtime_dir =
+        RuntimeDir::create().context("cannot create a directory for plugin copies")?;
+    let report = plugins::load_all(&config, &runtime_dir);
+    for skipped in &report.skipped {
+        warn!("skipping optional {skipped}");
+    }
+    if !report.errors.is_empty() {
+        for e in &report.errors {
+            eprintln!("error: {e}");
+            if let LoadErrorKind::Incompatible { report, .. } = &e.kind {
+                debug!("full layout report for `{}`:\n{report}", e.label);
+            }
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    let dispatcher = Dispatcher::new(report.plugins).context("cannot build the dispatch table")?;
+    if cli.check {
+        print!("{}", host::check::report(&config, &dispatcher));
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        // The first line on stdout, for scripts and tests that start the
+        // host on port 0 and need to know where it is.
+        println!("listening on {addr}");
+        let _ = std::io::stdout().flush();
+        info!(%addr, plugins = dispatcher.plugins().len(), "serving");
+        let shared = Shared::new(
+            dispatcher,
+            Limits {
+                max_line_length: config.max_line_length,
+                idle_timeout: config.idle_timeout,
+            },
+        );
+        let settings = ServerSettings {
+            max_connections: config.max_connections,
+            shutdown_timeout: config.shutdown_timeout,
+        };
+        server::run(listener, shared, settings, host::shutdown::signal()).await;
+        anyhow::Ok(())
+    })?;
+    // Blocking hooks still running hold up nothing past this point.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    info!("stopped");
+    drop(runtime_dir);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lets the host hold as many sockets as the system allows this user:
+/// the default soft limit (often 1024) is far below `max_connections`.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                warn!("cannot raise the open files limit");
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Why a plugin did not load, worded for the person who wrote the config.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use abi_stable::library::LibraryError;
+
+use crate::config::PluginEntry;
+
+/// A plugin that failed to load: which entry, which file, and why.
+#[derive(Debug)]
+pub struct LoadError {
+    pub label: String,
+    pub line: usize,
+    pub file: Option<PathBuf>,
+    pub kind: LoadErrorKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadErrorKind {
+    #[error("library not found; looked for {}", list(looked))]
+    NotFound { looked: Vec<PathBuf> },
+    #[error(
+        "refusing to load: {reason}; fix the permissions, or set `strict_modes = false` in the config to allow it"
+    )]
+    Untrusted { reason: String },
+    #[error("cannot make a private copy: {0}")]
+    Copy(String),
+    #[error("not a loadable dynamic library: {0}")]
+    NotALibrary(String),
+    #[error(
+        "not a plugin: the library exports no plugin root module (is `export_plugin!` missing?)"
+    )]
+    NoRootModule,
+    #[error(
+        "built against an incompatible plugin-api; rebuild it against this host's plugin-api\n{summary}"
+    )]
+    Incompatible {
+        /// The `Error:`, `Expected` and `Found` lines of abi_stable's report.
+        summary: String,
+        /// abi_stable's full report, which runs to hundreds of lines.
+        report: String,
+    },
+    #[error("plugin `{name}` refused to start: {message}")]
+    InitFailed { name: String, message: String },
+    #[error("hook {hook} has an invalid pattern {pattern:?}:\n{error}")]
+    BadPattern {
+        hook: usize,
+        pattern: String,
+        error: String,
+    },
+    #[error("another loaded library is also named `{name}`: {}", other.display())]
+    DuplicateName { name: String, other: PathBuf },
+}
+
+impl LoadError {
+    pub fn new(entry: &PluginEntry, file: Option<&Path>, kind: LoadErrorKind) -> Self {
+        LoadError {
+            label: entry.label.clone(),
+            line: entry.line,
+            file: file.map(Path::to_path_buf),
+            kind,
+        }
+    }
+}
+
+impl fmt::Display for LoadError {
+    /// One line naming the plugin and file, with any detail indented below it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "plugin `{}` (config line {}", self.label, self.line)?;
+        if let Some(file) = &self.file {
+            write!(f, ", {}", file.display())?;
+        }
+        let text = self.kind.to_string();
+        let mut lines = text.lines();
+        write!(f, "): {}", lines.next().unwrap_or_default())?;
+        for line in lines {
+            write!(f, "\n    {line}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl LoadErrorKind {
+    /// Classifies an abi_stable error, naming the user's `file` where the
+    /// message names the private `copy`.
+    pub fn from_library(err: LibraryError, copy: &Path, file: &Path) -> Self {
+        let mention =
+            |text: String| text.replace(&*copy.to_string_lossy(), &file.to_string_lossy());
+        match err {
+            LibraryError::OpenError { err, .. } => {
+                LoadErrorKind::NotALibrary(mention(err.to_string()))
+            }
+            LibraryError::GetSymbolError { .. } => LoadErrorKind::NoRootModule,
+            other => {
+                let report = mention(other.to_string());
+                let summary: Vec<&str> = report
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| {
+                        l.starts_with("Error:")
+                            || l.starts_with("Expected")
+                            || l.starts_with("Found")
+                    })
+                    .take(12)
+                    .collect();
+                let summary = if summary.is_empty() {
+                    report.lines().take(3).collect::<Vec<_>>().join("\n")
+                } else {
+                    summary.join("\n")
+                };
+                LoadErrorKind::Incompatible { summary, report }
+            }
+        }
+    }
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,42 @@
+//! State shared by the listener and every connection.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::dispatch::Dispatcher;
+
+/// What every connection reads; cheap to reach from any task.
+pub struct Shared {
+    /// The dispatch table. Connections load it per batch of requests, so
+    /// storing a new table changes what later requests see without
+    /// touching any connection.
+    pub dispatch: ArcSwap<Dispatcher>,
+    pub limits: Limits,
+    next_connection_id: AtomicU64,
+}
+
+/// Per-connection limits from the config.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_line_length: usize,
+    /// How long a connection may go without a complete request line.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Shared {
+    pub fn new(dispatcher: Dispatcher, limits: Limits) -> Arc<Shared> {
+        Arc::new(Shared {
+            dispatch: ArcSwap::from_pointee(dispatcher),
+            limits,
+            next_connection_id: AtomicU64::new(1),
+        })
+    }
+
+    /// A number no other connection of this process gets.
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,36 @@
+//! The `hello` plugin: answers `HELLO` with the server's name.
+//!
+//! It is also the smallest complete example of a plugin: one type, one
+//! hook, one `export_plugin!` line.
+
+use plugin_api::{Hook, HookResult, Host, NoSettings, Plugin, Reply, Request, export_plugin};
+
+pub struct Hello {
+    /// The reply, built once: the server name does not change while the host runs.
+    greeting: String,
+}
+
+impl Plugin for Hello {
+    const NAME: &'static str = "hello";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    type Settings = NoSettings;
+
+    fn new(_: NoSettings, host: &Host) -> Result<Self, String> {
+        Ok(Hello {
+            greeting: format!("MSG Hello from {}", host.server_name()),
+        })
+    }
+
+    fn hooks(&self) -> Vec<Hook<Self>> {
+        vec![Hook::new("HELLO", Hello::hello)]
+    }
+}
+
+impl Hello {
+    fn hello(&self, _: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
+        reply.line(&self.greeting);
+        Ok(())
+    }
+}
+
+export_plugin!(Hello);

@@ -1,0 +1,145 @@
+//! A plugin for tests: each hook exercises one behaviour of the host.
+//!
+//! | line          | reply                                  |
+//! |---------------|----------------------------------------|
+//! | `NOOP<i>`     | `MSG noop <i>` (only with `extra_hooks`) |
+//! | `PANIC`       | the handler panics                     |
+//! | `FAIL`        | the handler returns an error           |
+//! | `SLEEP <ms>`  | blocks for `ms` milliseconds, then `MSG slept <ms>` |
+//! | `ECHO <text>` | `MSG <text>`                           |
+//! | `HELLO`       | `MSG testkit says hello` (overlaps `hello`) |
+//! | `SETTING`     | `MSG greeting=<greeting setting>`      |
+//! | `WHO`         | `MSG peer=<addr> connection=<id>`      |
+//! | `BYE`         | `MSG bye`, then the host closes        |
+//! | `TWO`         | two lines: `MSG one`, `MSG two`        |
+
+use std::time::Duration;
+
+use plugin_api::{Hook, HookResult, Host, Plugin, Reply, Request, export_plugin};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Returned by `SETTING`, to prove settings reach the plugin.
+    #[serde(default)]
+    greeting: String,
+    /// Refuse to start, with this message (tests `optional` plugins).
+    #[serde(default)]
+    fail_init: Option<String>,
+    /// Panic while starting.
+    #[serde(default)]
+    panic_init: bool,
+    /// Adds this many `NOOP<i>` hooks before the others (dispatch benchmarks).
+    #[serde(default)]
+    extra_hooks: usize,
+    /// Adds a hook with this pattern first (tests invalid patterns).
+    #[serde(default)]
+    extra_pattern: Option<String>,
+}
+
+pub struct Testkit {
+    settings: Settings,
+}
+
+impl Plugin for Testkit {
+    const NAME: &'static str = "testkit";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    type Settings = Settings;
+
+    fn new(settings: Settings, _: &Host) -> Result<Self, String> {
+        if settings.panic_init {
+            panic!("testkit was told to panic while starting");
+        }
+        if let Some(message) = &settings.fail_init {
+            return Err(message.clone());
+        }
+        Ok(Testkit { settings })
+    }
+
+    fn hooks(&self) -> Vec<Hook<Self>> {
+        let mut hooks = Vec::new();
+        if let Some(p) = &self.settings.extra_pattern {
+            hooks.push(Hook::new(p.clone(), Testkit::echo));
+        }
+        for i in 0..self.settings.extra_hooks {
+            hooks.push(Hook::new(
+                format!("NOOP{i}"),
+                move |_: &Testkit, _: &Request<'_>, reply: &mut Reply<'_>| {
+                    reply.line(format_args!("MSG noop {i}"));
+                    Ok(())
+                },
+            ));
+        }
+        hooks.extend([
+            Hook::new("PANIC", Testkit::panic),
+            Hook::new("FAIL", Testkit::fail),
+            Hook::new(r"SLEEP (\d+)", Testkit::sleep).blocking(),
+            Hook::new("ECHO (?P<text>.*)", Testkit::echo),
+            Hook::new("HELLO", Testkit::hello),
+            Hook::new("SETTING", Testkit::setting),
+            Hook::new("WHO", Testkit::who),
+            Hook::new("BYE", Testkit::bye),
+            Hook::new("TWO", Testkit::two),
+        ]);
+        hooks
+    }
+}
+
+impl Testkit {
+    fn panic(&self, _: &Request<'_>, _: &mut Reply<'_>) -> HookResult {
+        panic!("testkit was asked to panic")
+    }
+
+    fn fail(&self, _: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
+        // Written and then discarded by the host: a failed hook sends only its error.
+        reply.line("MSG this line must not be sent");
+        Err("testkit failed on purpose".into())
+    }
+
+    fn sleep(&self, req: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
+        let ms: u64 = req.group(1).unwrap_or("0").parse()?;
+        std::thread::sleep(Duration::from_millis(ms));
+        reply.line(format_args!("MSG slept {ms}"));
+        Ok(())
+    }
+
+    fn echo(&self, req: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
+        reply.line(format_args!(
+            "MSG {}",
+            req.named("text").unwrap_or(req.line())
+        ));
+        Ok(())
+    }
+
+    fn hello(&self, _: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
+        reply.line("MSG testkit says hello");
+        Ok(())
+    }
+
+    fn setting(&self, _: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
+        reply.line(format_args!("MSG greeting={}", self.settings.greeting));
+        Ok(())
+    }
+
+    fn who(&self, req: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
+        reply.line(format_args!(
+            "MSG peer={} connection={}",
+            req.peer(),
+            req.connection_id()
+        ));
+        Ok(())
+    }
+
+    fn bye(&self, _: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
+        reply.line("MSG bye").close();
+        Ok(())
+    }
+
+    fn two(&self, _: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
+        reply.line("MSG one").line("MSG two");
+        Ok(())
+    }
+}
+
+export_plugin!(Testkit);

@@ -1,0 +1,86 @@
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+/// Packages already built by this test process, so each is built once.
+static BUILT: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// The directory holding this build's artifacts (`target/debug` for `cargo test`).
+///
+/// Found from the running test executable, which cargo puts in `<dir>/deps/`.
+pub fn artifact_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("test executable has a parent");
+    let dir = if deps.file_name().is_some_and(|n| n == "deps") {
+        deps.parent().expect("deps has a parent")
+    } else {
+        deps
+    };
+    dir.to_path_buf()
+}
+
+/// Builds the named workspace packages (binaries and `cdylib`s) with cargo,
+/// using the profile and target directory of the running test.
+///
+/// Panics with cargo's output if the build fails: a test cannot go on without it.
+pub fn build(packages: &[&str]) {
+    let mut guard = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let built = guard.get_or_insert_with(HashSet::new);
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !built.contains(*p))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let dir = artifact_dir();
+    let profile = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("profile directory name")
+        .to_owned();
+    let target_dir = dir.parent().expect("target directory");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--quiet")
+        .arg("--target-dir")
+        .arg(target_dir);
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.arg("--profile").arg(other);
+        }
+    }
+    for p in &missing {
+        cmd.arg("-p").arg(p);
+    }
+    let out = cmd.output().expect("running cargo build");
+    assert!(
+        out.status.success(),
+        "cargo build {missing:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    built.extend(missing.iter().map(|s| s.to_string()));
+}
+
+/// Path of the compiled plugin library of package `name` (`lib<name>.so` on Linux).
+pub fn plugin_path(name: &str) -> PathBuf {
+    let file = format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    );
+    artifact_dir().join(file)
+}
+
+/// Path of the workspace binary `name`.
+pub fn bin_path(name: &str) -> PathBuf {
+    artifact_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}

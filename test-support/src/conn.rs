@@ -1,0 +1,79 @@
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use crate::WAIT;
+
+/// A blocking loopback connection to the host, with every read bounded by [`WAIT`].
+pub struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Conn {
+    /// Connects and reads the greeting line, returning it with the connection.
+    pub fn open(addr: SocketAddr) -> (Conn, String) {
+        let mut conn = Conn::connect(addr);
+        let greeting = conn.line();
+        (conn, greeting)
+    }
+
+    /// Connects without reading anything.
+    pub fn connect(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect to host");
+        stream.set_read_timeout(Some(WAIT)).expect("read timeout");
+        stream.set_write_timeout(Some(WAIT)).expect("write timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        let writer = stream.try_clone().expect("clone stream");
+        Conn {
+            reader: BufReader::new(stream),
+            writer,
+        }
+    }
+
+    /// Sends raw bytes as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write to host");
+    }
+
+    /// Sends one line, adding `\n`.
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes());
+    }
+
+    /// Reads one line without its `\n`; panics on timeout or end of stream.
+    pub fn line(&mut self) -> String {
+        self.try_line()
+            .expect("host closed the connection while a line was expected")
+    }
+
+    /// Reads one line, or `None` at end of stream. Panics on timeout.
+    pub fn try_line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        let n = self
+            .reader
+            .read_until(b'\n', &mut buf)
+            .expect("reading a line from host");
+        if n == 0 {
+            return None;
+        }
+        assert_eq!(buf.pop(), Some(b'\n'), "line cut off: {buf:?}");
+        Some(String::from_utf8(buf).expect("host sent invalid UTF-8"))
+    }
+
+    /// Sends `line` and returns the one-line reply.
+    pub fn ask(&mut self, line: &str) -> String {
+        self.send(line);
+        self.line()
+    }
+
+    /// True when the host has closed the connection (reads end of stream).
+    pub fn is_closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.reader.read(&mut byte), Ok(0))
+    }
+
+    /// The write half, for tests that need to shut it down or tune it.
+    pub fn stream(&self) -> &TcpStream {
+        &self.writer
+    }
+}

@@ -1,0 +1,243 @@
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::{WAIT, bin_path, build};
+
+/// Prepares a run of the real `host` binary in a private temporary directory.
+///
+/// The directory holds `config.toml`, the host's stderr log and whatever files
+/// the test puts there (plugin drop-ins, garbage files, ...).
+pub struct HostStart {
+    dir: tempfile::TempDir,
+    config: String,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+}
+
+impl Default for HostStart {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HostStart {
+    pub fn new() -> Self {
+        build(&["host"]);
+        HostStart {
+            dir: tempfile::tempdir().expect("temp dir"),
+            config: String::new(),
+            args: Vec::new(),
+            envs: Vec::new(),
+        }
+    }
+
+    /// The private directory the host runs in (its working directory).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sets the text of `config.toml`.
+    pub fn config(mut self, text: impl Into<String>) -> Self {
+        self.config = text.into();
+        self
+    }
+
+    /// Adds a command-line argument.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Sets an environment variable for the host.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    fn command(&self) -> Command {
+        std::fs::write(self.dir.path().join("config.toml"), &self.config).expect("write config");
+        let mut cmd = Command::new(bin_path("host"));
+        cmd.current_dir(self.dir.path())
+            .args(&self.args)
+            .env_remove("RUST_LOG")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs the host to completion (for `--check` and start-up failures),
+    /// killing it if it runs longer than [`WAIT`].
+    pub fn run(self) -> HostOutput {
+        let out = self.dir.path().join("stdout.log");
+        let err = self.dir.path().join("stderr.log");
+        let mut child = self
+            .command()
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .stdout(File::create(&out).expect("stdout log"))
+            .stderr(File::create(&err).expect("stderr log"))
+            .spawn()
+            .expect("spawn host");
+        let status = wait_bounded(&mut child, WAIT).unwrap_or_else(|| {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("host did not exit within {WAIT:?}; stderr:\n{}", read(&err))
+        });
+        HostOutput {
+            status,
+            stdout: read(&out),
+            stderr: read(&err),
+        }
+    }
+
+    /// Starts the host listening on a free loopback port and waits until it
+    /// reports its address.
+    pub fn spawn(self) -> HostProcess {
+        let err = self.dir.path().join("stderr.log");
+        let mut child = self
+            .command()
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(File::create(&err).expect("stderr log"))
+            .spawn()
+            .expect("spawn host");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next();
+            let _ = tx.send(first);
+            // Keep draining so the host never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let addr = match rx.recv_timeout(WAIT) {
+            Ok(Some(Ok(line))) => line
+                .strip_prefix("listening on ")
+                .and_then(|a| a.trim().parse::<SocketAddr>().ok())
+                .unwrap_or_else(|| panic!("unexpected first stdout line from host: {line:?}")),
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "host did not report its address ({other:?}); stderr:\n{}",
+                    read(&err)
+                )
+            }
+        };
+        HostProcess {
+            child,
+            addr,
+            stderr: err,
+            _dir: self.dir,
+        }
+    }
+}
+
+/// What a finished host run printed.
+#[derive(Debug)]
+pub struct HostOutput {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A running host; stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct HostProcess {
+    child: Child,
+    addr: SocketAddr,
+    stderr: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl HostProcess {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the host has logged so far.
+    pub fn stderr(&self) -> String {
+        read(&self.stderr)
+    }
+
+    /// Sends a signal to the host.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+        assert_eq!(rc, 0, "kill({sig}) failed");
+    }
+
+    /// Asks the host to stop with SIGTERM and waits for it, bounded by [`WAIT`].
+    pub fn terminate(mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        match wait_bounded(&mut self.child, WAIT) {
+            Some(status) => status,
+            None => panic!(
+                "host ignored SIGTERM for {WAIT:?}; stderr:\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Waits for the host to exit on its own, bounded by `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        wait_bounded(&mut self.child, limit)
+    }
+
+    /// Peak resident set size of the host so far, in KiB (Linux `VmHWM`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        proc_status_kib(self.child.id(), "VmHWM:")
+    }
+
+    /// Current resident set size of the host, in KiB (Linux `VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        proc_status_kib(self.child.id(), "VmRSS:")
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal(libc::SIGTERM);
+            if wait_bounded(&mut self.child, Duration::from_secs(5)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+fn proc_status_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}

@@ -1,0 +1,18 @@
+//! Helpers shared by the integration tests of `host`, `client` and `bench`.
+//!
+//! Tests run against the real binaries and the real plugin libraries. Cargo
+//! does not build a package's `cdylib` just because another package's test
+//! needs it, so [`build`] runs `cargo build` for the packages a test names,
+//! with the same profile and target directory as the test binary itself,
+//! and the tests then find every artifact in that directory.
+
+mod build;
+mod conn;
+mod host;
+
+pub use build::{artifact_dir, bin_path, build, plugin_path};
+pub use conn::Conn;
+pub use host::{HostOutput, HostProcess, HostStart};
+
+/// How long any single wait in a test may last before the test fails.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(20);

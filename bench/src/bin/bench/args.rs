@@ -1,0 +1,159 @@
+//! Command line of `bench`.
+
+use std::time::Duration;
+
+use bench::duration;
+use bench::greeting::Greeting;
+use bench::pattern::Pattern;
+use clap::{Args, Parser, Subcommand};
+
+/// Load generator for newline-terminated request/reply servers, in the
+/// spirit of redis-benchmark: the host, Redis (inline `PING`), memcached
+/// (`version`), or anything else that answers each line with one line.
+#[derive(Debug, Parser)]
+#[command(name = "bench", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open many connections, send nothing, hold them, and report the
+    /// server's memory (for the cost of an idle connection).
+    Idle(IdleArgs),
+}
+
+/// Where the server is, how it greets, and how this tool runs.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Server address (host:port). Only loopback unless --allow-remote.
+    #[arg(short = 'a', long, default_value = "127.0.0.1:1991")]
+    pub addr: String,
+
+    /// Allow a non-loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// Read one greeting line on connect; it must match this regex, else the
+    /// connection counts as failed (e.g. '^MSG Welcome' for the host).
+    #[arg(long, value_name = "REGEX", conflicts_with = "skip_greeting")]
+    pub greeting: Option<String>,
+
+    /// Read and ignore this many lines on connect.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub skip_greeting: usize,
+
+    /// Limit for connecting and reading the greeting.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration::parse)]
+    pub connect_timeout: Duration,
+
+    /// Worker threads of this tool's own runtime (1 = single-threaded).
+    #[arg(short = 't', long, default_value_t = 1)]
+    pub threads: usize,
+
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl TargetArgs {
+    pub fn greeting(&self) -> anyhow::Result<Greeting> {
+        Ok(match &self.greeting {
+            Some(re) => Greeting {
+                lines: 1,
+                pattern: Some(Pattern::new(re)?),
+            },
+            None => Greeting {
+                lines: self.skip_greeting,
+                pattern: None,
+            },
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Concurrent connections.
+    #[arg(short = 'c', long, default_value_t = 50)]
+    pub connections: usize,
+
+    /// Requests written at once per connection before waiting for all their
+    /// replies (1 = ping-pong).
+    #[arg(short = 'P', long, default_value_t = 1)]
+    pub pipeline: usize,
+
+    /// How long to run. Without --requests the default is 10s; with it, the
+    /// run ends at whichever comes first (default cap 10m).
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = duration::parse)]
+    pub duration: Option<Duration>,
+
+    /// Total requests to send over all connections.
+    #[arg(short = 'n', long)]
+    pub requests: Option<u64>,
+
+    /// The request line, sent without its terminator.
+    #[arg(short = 'r', long, default_value = "HELLO")]
+    pub request: String,
+
+    /// End requests with CRLF instead of LF.
+    #[arg(long)]
+    pub crlf: bool,
+
+    /// Regex every reply must match (a trailing CR is ignored); replies that
+    /// don't are counted as errors. Default: any reply is fine.
+    #[arg(short = 'e', long, value_name = "REGEX")]
+    pub expect: Option<String>,
+
+    /// A connection waiting longer than this for a reply counts as failed.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration::parse)]
+    pub reply_timeout: Duration,
+
+    /// Exit with status 1 if there was any error.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+impl LoadArgs {
+    /// The run's time limit, as documented on `--duration`.
+    pub fn time_limit(&self) -> Duration {
+        match (self.duration, self.requests) {
+            (Some(d), _) => d,
+            (None, None) => Duration::from_secs(10),
+            (None, Some(_)) => Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct IdleArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Connections to open.
+    #[arg(short = 'c', long, default_value_t = 10_000)]
+    pub connections: usize,
+
+    /// How long to keep them open once all are open.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration::parse)]
+    pub hold: Duration,
+
+    /// Pause after opening before reading the server's memory, so it has
+    /// handled every accept.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration::parse)]
+    pub settle: Duration,
+
+    /// Server process whose VmRSS to report (Linux /proc).
+    #[arg(long, value_name = "PID")]
+    pub rss_pid: Option<u32>,
+
+    /// Connection attempts in flight at once; more overflow the listen
+    /// backlog and stall on SYN retransmits.
+    #[arg(long, default_value_t = 256)]
+    pub connect_concurrency: usize,
+}

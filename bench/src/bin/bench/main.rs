@@ -1,0 +1,51 @@
+//! `bench`: load generator for line-protocol servers. See `bench --help`.
+
+mod args;
+mod idle;
+mod latency;
+mod load;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // `{:#}` gives the context chain on one line; a backtrace would
+            // only bury the cause (bad address, refused connection) in noise.
+            eprintln!("bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Err(e) = bench::fdlimit::raise_nofile() {
+        eprintln!("bench: warning: could not raise the open-file limit: {e}");
+    }
+    match cli.command {
+        Some(Command::Idle(args)) => {
+            let runtime = bench::runtime::build(args.target.threads)?;
+            let report = runtime.block_on(idle::run(&args))?;
+            report.print(args.target.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let args = cli.load;
+            let runtime = bench::runtime::build(args.target.threads)?;
+            let report = runtime.block_on(load::run(&args))?;
+            report.print(args.target.json)?;
+            Ok(if args.strict && report.errors > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! What a run found, printed as a table or as one JSON object.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::args::LoadArgs;
+use crate::load::ConnOutcome;
+
+#[derive(Debug, Serialize)]
+pub struct LoadReport {
+    pub addr: String,
+    pub request: String,
+    pub connections: usize,
+    pub connected: usize,
+    pub pipeline: usize,
+    pub threads: usize,
+    pub elapsed_s: f64,
+    /// Requests written.
+    pub requests: u64,
+    /// Replies received, matching or not.
+    pub replies: u64,
+    pub rps: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    /// Replies that did not match `--expect`.
+    pub mismatched: u64,
+    /// Connections that could not be opened or were refused at greeting.
+    pub connect_errors: u64,
+    /// Connections that broke or stalled during the run.
+    pub io_errors: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+impl LoadReport {
+    pub fn new(addr: SocketAddr, args: &LoadArgs) -> Self {
+        LoadReport {
+            addr: addr.to_string(),
+            request: args.request.clone(),
+            connections: args.connections,
+            connected: 0,
+            pipeline: args.pipeline,
+            threads: args.target.threads,
+            elapsed_s: 0.0,
+            requests: 0,
+            replies: 0,
+            rps: 0.0,
+            p50_us: 0.0,
+            p99_us: 0.0,
+            p999_us: 0.0,
+            max_us: 0.0,
+            mismatched: 0,
+            connect_errors: 0,
+            io_errors: 0,
+            errors: 0,
+            first_error: None,
+        }
+    }
+
+    pub fn connect_failed(&mut self, e: &io::Error) {
+        self.connect_errors += 1;
+        self.note_error(|| format!("connect: {e}"));
+    }
+
+    pub fn add(&mut self, outcome: ConnOutcome) {
+        self.connected += 1;
+        self.requests += outcome.sent;
+        self.replies += outcome.matched + outcome.mismatched;
+        self.mismatched += outcome.mismatched;
+        if let Some(line) = outcome.first_mismatch {
+            self.note_error(|| format!("unexpected reply {line:?}"));
+        }
+        if let Some(e) = outcome.error {
+            self.io_errors += 1;
+            self.note_error(|| format!("connection: {e}"));
+        }
+    }
+
+    fn note_error(&mut self, describe: impl FnOnce() -> String) {
+        if self.first_error.is_none() {
+            self.first_error = Some(describe());
+        }
+    }
+
+    pub fn finish(&mut self, elapsed: Duration, latencies: &Histogram<u64>) {
+        self.elapsed_s = elapsed.as_secs_f64();
+        if self.elapsed_s > 0.0 {
+            self.rps = self.replies as f64 / self.elapsed_s;
+        }
+        let us = |nanos: u64| nanos as f64 / 1000.0;
+        if !latencies.is_empty() {
+            self.p50_us = us(latencies.value_at_quantile(0.50));
+            self.p99_us = us(latencies.value_at_quantile(0.99));
+            self.p999_us = us(latencies.value_at_quantile(0.999));
+            self.max_us = us(latencies.max());
+        }
+        self.errors = self.mismatched + self.connect_errors + self.io_errors;
+    }
+
+    pub fn print(&self, json: bool) -> anyhow::Result<()> {
+        if json {
+            println!("{}", serde_json::to_string(self)?);
+            return Ok(());
+        }
+        println!("target        {}  request {:?}", self.addr, self.request);
+        println!(
+            "connections   {} open of {}, pipeline {}, {} thread(s)",
+            self.connected, self.connections, self.pipeline, self.threads
+        );
+        println!(
+            "requests      {} sent, {} replies in {:.2} s",
+            self.requests, self.replies, self.elapsed_s
+        );
+        println!("throughput    {:.0} requests/s", self.rps);
+        println!(
+            "latency (us)  p50 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
+            self.p50_us, self.p99_us, self.p999_us, self.max_us
+        );
+        println!(
+            "errors        {} (mismatched replies {}, connect {}, connection {})",
+            self.errors, self.mismatched, self.connect_errors, self.io_errors
+        );
+        if let Some(e) = &self.first_error {
+            println!("first error   {e}");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct IdleReport {
+    pub addr: String,
+    pub connections: usize,
+    pub opened: usize,
+    pub failed: usize,
+    /// Opened connections the server had closed (or written to) by the end
+    /// of the hold.
+    pub closed_by_server: usize,
+    pub open_s: f64,
+    pub rss_pid: Option<u32>,
+    pub rss_before_kib: Option<u64>,
+    pub rss_kib: Option<u64>,
+    /// Growth of the server's RSS per opened connection.
+    pub bytes_per_conn: Option<f64>,
+    pub first_error: Option<String>,
+}
+
+impl IdleReport {
+    pub fn print(&self, json: bool) -> anyhow::Result<()> {
+        if json {
+            println!("{}", serde_json::to_string(self)?);
+            return Ok(());
+        }
+        println!("target        {}", self.addr);
+        println!(
+            "connections   {} opened of {} in {:.2} s, {} failed, {} closed by server",
+            self.opened, self.connections, self.open_s, self.failed, self.closed_by_server
+        );
+        if let (Some(pid), Some(rss)) = (self.rss_pid, self.rss_kib) {
+            let before = self
+                .rss_before_kib
+                .map_or_else(|| "?".to_owned(), |k| k.to_string());
+            println!(
+                "server rss    {rss} KiB with connections open (pid {pid}, {before} KiB before)"
+            );
+        }
+        if let Some(b) = self.bytes_per_conn {
+            println!("per conn      {b:.0} bytes");
+        }
+        if let Some(e) = &self.first_error {
+            println!("first error   {e}");
+        }
+        Ok(())
+    }
+}

@@ -131,10 +131,12 @@ impl Config {
         };
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| invalid(e.span(), e.message().trim().to_owned()))?;
+        // Absolute, so that messages about plugin files say exactly where.
         let base = file
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        let base = &std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
 
         let listen = match &raw.listen {
             None => SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
@@ -294,7 +296,8 @@ mod tests {
     fn defaults_apply_to_an_empty_file() {
         let c = parse("").unwrap();
         assert_eq!(c.listen, "127.0.0.1:1991".parse().unwrap());
-        assert_eq!(c.plugins_dir, Path::new("dir/plugins.d"));
+        assert!(c.plugins_dir.is_absolute());
+        assert!(c.plugins_dir.ends_with("dir/plugins.d"));
         assert_eq!(c.max_line_length, 8192);
         assert!(c.plugins.is_empty());
     }

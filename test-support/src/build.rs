@@ -84,3 +84,13 @@ pub fn plugin_path(name: &str) -> PathBuf {
 pub fn bin_path(name: &str) -> PathBuf {
     artifact_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
+
+/// A `[[plugin]]` config entry loading the workspace's compiled plugin
+/// `name` by path, building it first.
+pub fn plugin_entry(name: &str) -> String {
+    build(&[name]);
+    format!(
+        "[[plugin]]\npath = {:?}\n",
+        plugin_path(name).display().to_string()
+    )
+}

@@ -10,7 +10,7 @@ mod build;
 mod conn;
 mod host;
 
-pub use build::{artifact_dir, bin_path, build, plugin_path};
+pub use build::{artifact_dir, bin_path, build, plugin_entry, plugin_path};
 pub use conn::Conn;
 pub use host::{HostOutput, HostProcess, HostStart};
 

@@ -68,7 +68,7 @@ impl fmt::Display for LoadError {
     /// One line naming the plugin and file, with any detail indented below it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "plugin `{}` (config line {}", self.label, self.line)?;
-        if let Some(file) = &self.file {
+        if let Some(file) = self.file.as_ref().filter(|f| !f.ends_with(&self.label)) {
             write!(f, ", {}", file.display())?;
         }
         let text = self.kind.to_string();
@@ -96,25 +96,40 @@ impl LoadErrorKind {
             LibraryError::GetSymbolError { .. } => LoadErrorKind::NoRootModule,
             other => {
                 let report = mention(other.to_string());
-                let summary: Vec<&str> = report
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| {
-                        l.starts_with("Error:")
-                            || l.starts_with("Expected")
-                            || l.starts_with("Found")
-                    })
-                    .take(12)
-                    .collect();
-                let summary = if summary.is_empty() {
-                    report.lines().take(3).collect::<Vec<_>>().join("\n")
-                } else {
-                    summary.join("\n")
-                };
+                let summary = summarise_layout_report(&report);
                 LoadErrorKind::Incompatible { summary, report }
             }
         }
     }
+}
+
+/// The `Error:`, `Expected` and `Found` entries of abi_stable's layout
+/// report, each with its value folded onto one line.
+fn summarise_layout_report(report: &str) -> String {
+    const KEYS: [&str; 3] = ["Error:", "Expected", "Found"];
+    let mut entries: Vec<String> = Vec::new();
+    let mut open = false;
+    for line in report.lines().map(str::trim) {
+        if KEYS.iter().any(|k| line.starts_with(k)) {
+            let (key, value) = line.split_once(':').unwrap_or((line, ""));
+            entries.push(format!("{key}: {}", value.trim()));
+            open = true;
+        } else if line.is_empty() {
+            open = false;
+        } else if open && let Some(last) = entries.last_mut() {
+            if !last.ends_with(": ") {
+                last.push(' ');
+            }
+            last.push_str(line);
+        }
+        if entries.len() >= 12 {
+            break;
+        }
+    }
+    if entries.is_empty() {
+        return report.lines().take(3).collect::<Vec<_>>().join("\n");
+    }
+    entries.join("\n")
 }
 
 fn list(paths: &[PathBuf]) -> String {

@@ -1,0 +1,147 @@
+//! Loading several plugins: order, priority, settings, faults, optional ones.
+
+use std::time::{Duration, Instant};
+
+use test_support::{Conn, HostStart, plugin_entry};
+
+#[test]
+fn several_plugins_load_as_distinct_libraries() {
+    // If the loader handed back the first module for every library, `TIME`
+    // and `ECHO` would not be served.
+    let host = HostStart::new()
+        .config(format!(
+            "server_name = \"h\"\n{}{}{}",
+            plugin_entry("hello"),
+            plugin_entry("time"),
+            plugin_entry("testkit")
+        ))
+        .spawn();
+    let (mut c, _) = Conn::open(host.addr());
+    assert_eq!(c.ask("HELLO"), "MSG Hello from h");
+    assert!(c.ask("TIME").starts_with("TIME "));
+    assert_eq!(c.ask("ECHO x"), "MSG x");
+}
+
+#[test]
+fn config_order_decides_which_overlapping_hook_answers() {
+    let hello_first = HostStart::new()
+        .config(format!(
+            "server_name = \"h\"\n{}{}",
+            plugin_entry("hello"),
+            plugin_entry("testkit")
+        ))
+        .spawn();
+    let testkit_first = HostStart::new()
+        .config(format!(
+            "server_name = \"h\"\n{}{}",
+            plugin_entry("testkit"),
+            plugin_entry("hello")
+        ))
+        .spawn();
+    let (mut a, _) = Conn::open(hello_first.addr());
+    let (mut b, _) = Conn::open(testkit_first.addr());
+    assert_eq!(a.ask("HELLO"), "MSG Hello from h");
+    assert_eq!(b.ask("HELLO"), "MSG testkit says hello");
+}
+
+#[test]
+fn a_plugin_setting_reaches_the_plugin() {
+    let host = HostStart::new()
+        .config(format!(
+            "{}[plugin.settings]\ngreeting = \"bonjour\"\n",
+            plugin_entry("testkit")
+        ))
+        .spawn();
+    let (mut c, _) = Conn::open(host.addr());
+    assert_eq!(c.ask("SETTING"), "MSG greeting=bonjour");
+}
+
+#[test]
+fn the_time_format_is_a_setting() {
+    let host = HostStart::new()
+        .config(format!(
+            "{}[plugin.settings]\nformat = \"%Y\"\n",
+            plugin_entry("time")
+        ))
+        .spawn();
+    let (mut c, _) = Conn::open(host.addr());
+    let reply = c.ask("TIME");
+    let year = reply.strip_prefix("TIME ").unwrap();
+    assert!(
+        year.len() == 4 && year.parse::<u32>().unwrap() >= 2024,
+        "{reply:?}"
+    );
+}
+
+#[test]
+fn a_panicking_hook_answers_err_and_the_host_goes_on() {
+    let host = HostStart::new()
+        .config(format!(
+            "server_name = \"h\"\n{}{}",
+            plugin_entry("hello"),
+            plugin_entry("testkit")
+        ))
+        .spawn();
+    let (mut bystander, _) = Conn::open(host.addr());
+    let (mut c, _) = Conn::open(host.addr());
+    let reply = c.ask("PANIC");
+    assert!(
+        reply.starts_with("ERR plugin testkit failed: testkit was asked to panic"),
+        "{reply:?}"
+    );
+    // The same connection and another one are both still served.
+    assert_eq!(c.ask("HELLO"), "MSG Hello from h");
+    assert_eq!(bystander.ask("HELLO"), "MSG Hello from h");
+    assert!(host.stderr().contains("hook panicked"), "{}", host.stderr());
+}
+
+#[test]
+fn an_optional_plugin_that_fails_is_skipped_and_the_rest_serve() {
+    let host = HostStart::new()
+        .config(format!(
+            "server_name = \"h\"\n{}optional = true\n[plugin.settings]\nfail_init = \"no database\"\n\n\
+             [[plugin]]\nname = \"not-there\"\noptional = true\n\n{}",
+            plugin_entry("testkit"),
+            plugin_entry("hello")
+        ))
+        .spawn();
+    let (mut c, _) = Conn::open(host.addr());
+    assert_eq!(c.ask("HELLO"), "MSG Hello from h");
+    assert_eq!(c.ask("ECHO x"), "MSG Command not found");
+    let log = host.stderr();
+    assert!(
+        log.contains("skipping optional plugin `") && log.contains("refused to start: no database"),
+        "{log}"
+    );
+    assert!(
+        log.contains("plugin `not-there`") && log.contains("library not found"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_slow_blocking_hook_does_not_delay_other_connections() {
+    let host = HostStart::new()
+        .config(format!(
+            "server_name = \"h\"\n{}{}",
+            plugin_entry("hello"),
+            plugin_entry("testkit")
+        ))
+        .spawn();
+    let mut sleepers: Vec<Conn> = (0..4).map(|_| Conn::open(host.addr()).0).collect();
+    for s in &mut sleepers {
+        s.send("SLEEP 2000");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let (mut c, _) = Conn::open(host.addr());
+    let start = Instant::now();
+    assert_eq!(c.ask("HELLO"), "MSG Hello from h");
+    let waited = start.elapsed();
+    assert!(
+        waited < Duration::from_millis(1500),
+        "HELLO waited {waited:?} behind SLEEP"
+    );
+    for s in &mut sleepers {
+        assert_eq!(s.line(), "MSG slept 2000");
+    }
+}

@@ -1,0 +1,131 @@
+//! Helpers shared by the client's integration tests: the real host with the
+//! hello and time plugins, and the real client binary run with bounded waits.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use test_support::{HostProcess, HostStart, WAIT};
+
+pub const CLIENT: &str = env!("CARGO_BIN_EXE_client");
+
+/// The documented exit codes.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_CANNOT_CONNECT: i32 = 3;
+pub const EXIT_CONNECTION_LOST: i32 = 4;
+pub const EXIT_ERR_REPLY: i32 = 5;
+
+/// Starts the real host, named `testhost`, with the hello and time plugins.
+pub fn host() -> HostProcess {
+    test_support::build(&["hello", "time"]);
+    let config = format!(
+        "server_name = \"testhost\"\n\
+         [[plugin]]\npath = \"{}\"\n\
+         [[plugin]]\npath = \"{}\"\n",
+        test_support::plugin_path("hello").display(),
+        test_support::plugin_path("time").display(),
+    );
+    HostStart::new().config(config).spawn()
+}
+
+/// The client command for `host`, with the address as positional arguments.
+pub fn client_cmd(host: &HostProcess) -> Command {
+    let mut cmd = Command::new(CLIENT);
+    cmd.arg(host.addr().ip().to_string())
+        .arg(host.addr().port().to_string())
+        .env_remove("CLIENT_HISTORY_FILE");
+    cmd
+}
+
+/// What a finished client run printed.
+#[derive(Debug)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` with `stdin` as its whole input, bounded by [`WAIT`].
+pub fn run(mut cmd: Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn client");
+    let mut input = child.stdin.take().expect("piped stdin");
+    let stdin = stdin.to_vec();
+    // A separate thread, so a client that stops reading cannot block the test.
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let status = wait_bounded(&mut child, WAIT);
+    let _ = feeder.join();
+    Output {
+        code: status.code(),
+        stdout: recv(stdout),
+        stderr: recv(stderr),
+    }
+}
+
+fn drain(mut r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+    });
+    rx
+}
+
+fn recv(rx: mpsc::Receiver<String>) -> String {
+    rx.recv_timeout(WAIT).expect("client output closed in time")
+}
+
+/// Waits for `child` to exit; kills it and fails the test past `limit`.
+pub fn wait_bounded(child: &mut Child, limit: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("client did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reads stdout lines of a running child on a thread, for bounded waits.
+pub fn line_reader(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// True for a rendered `TIME` reply: `dd.mm.YYYY HH:MM:SS`.
+pub fn is_time(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 19
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            2 | 5 => c == b'.',
+            10 => c == b' ',
+            13 | 16 => c == b':',
+            _ => c.is_ascii_digit(),
+        })
+}

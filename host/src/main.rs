@@ -14,6 +14,7 @@ use host::dispatch::Dispatcher;
 use host::plugins::{self, LoadErrorKind, RuntimeDir};
 use host::server::{self, ServerSettings};
 use host::shared::{Limits, Shared};
+use host::shutdown::StopSignals;
 
 /// A TCP line-protocol server whose commands are served by plugins.
 ///
@@ -112,6 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        let signals = StopSignals::install().context("cannot catch SIGINT and SIGTERM")?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -132,7 +134,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_connections: config.max_connections,
             shutdown_timeout: config.shutdown_timeout,
         };
-        server::run(listener, shared, settings, host::shutdown::signal()).await;
+        server::run(listener, shared, settings, signals.recv()).await;
         anyhow::Ok(())
     })?;
     // Blocking hooks still running hold up nothing past this point.

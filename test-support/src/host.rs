@@ -17,6 +17,7 @@ pub struct HostStart {
     config: String,
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    fd_limit: Option<u64>,
 }
 
 impl Default for HostStart {
@@ -33,6 +34,7 @@ impl HostStart {
             config: String::new(),
             args: Vec::new(),
             envs: Vec::new(),
+            fd_limit: None,
         }
     }
 
@@ -59,6 +61,12 @@ impl HostStart {
         self
     }
 
+    /// Caps the host's open files (soft and hard limit), to make it run out.
+    pub fn fd_limit(mut self, limit: u64) -> Self {
+        self.fd_limit = Some(limit);
+        self
+    }
+
     fn command(&self) -> Command {
         std::fs::write(self.dir.path().join("config.toml"), &self.config).expect("write config");
         let mut cmd = Command::new(bin_path("host"));
@@ -67,6 +75,24 @@ impl HostStart {
             .env_remove("RUST_LOG")
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
+        if let Some(limit) = self.fd_limit {
+            use std::os::unix::process::CommandExt;
+            let rlim = libc::rlimit {
+                rlim_cur: limit as libc::rlim_t,
+                rlim_max: limit as libc::rlim_t,
+            };
+            // SAFETY: setrlimit is async-signal-safe and only reads `rlim`,
+            // which is copied into the closure.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         cmd
     }
 

@@ -12,6 +12,7 @@
 //! | `WHO`         | `MSG peer=<addr> connection=<id>`      |
 //! | `BYE`         | `MSG bye`, then the host closes        |
 //! | `TWO`         | two lines: `MSG one`, `MSG two`        |
+//! | `CTRL <bytes>`| `MSG <n> control bytes` (asks for C0 controls) |
 
 use std::time::Duration;
 
@@ -81,6 +82,7 @@ impl Plugin for Testkit {
             Hook::new("WHO", Testkit::who),
             Hook::new("BYE", Testkit::bye),
             Hook::new("TWO", Testkit::two),
+            Hook::new(r"CTRL ([\x00-\x08\x0b-\x1f]+)", Testkit::ctrl),
         ]);
         hooks
     }
@@ -133,6 +135,12 @@ impl Testkit {
 
     fn bye(&self, _: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
         reply.line("MSG bye").close();
+        Ok(())
+    }
+
+    fn ctrl(&self, req: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
+        let n = req.group(1).map_or(0, str::len);
+        reply.line(format_args!("MSG {n} control bytes"));
         Ok(())
     }
 

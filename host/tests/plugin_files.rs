@@ -1,0 +1,156 @@
+//! Plugin files on disk: dropped into the plugins directory, replaced while
+//! the host runs, and refused when someone else could have written them.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use test_support::{Conn, HostStart, build, plugin_path};
+
+/// A host loading `testkit` by name from its plugins directory.
+fn drop_in(start: &HostStart) -> std::path::PathBuf {
+    build(&["testkit", "hello"]);
+    let dir = start.dir().join("plugins.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("libtestkit.so");
+    std::fs::copy(plugin_path("testkit"), &file).unwrap();
+    file
+}
+
+fn mapped_files(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap()
+}
+
+#[test]
+fn overwriting_the_dropped_file_while_serving_goes_unnoticed() {
+    let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
+    let file = drop_in(&start);
+    let host = start.spawn();
+    let maps = mapped_files(host.pid());
+    assert!(
+        !maps.contains(&*file.to_string_lossy()),
+        "the user's file is mapped"
+    );
+    let copy = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.contains("host-plugins-") && p.ends_with("libtestkit.so"))
+        .expect("a private copy is mapped")
+        .to_owned();
+
+    let addr = host.addr();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut c, _) = Conn::open(addr);
+                let mut n = 0u32;
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline
+                {
+                    assert_eq!(c.ask(&format!("ECHO {i} {n}")), format!("MSG {i} {n}"));
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    // Overwrite in place, as `cp new.so plugins.d/` does: same inode, new bytes.
+    let other = std::fs::read(plugin_path("hello")).unwrap();
+    let same = std::fs::read(plugin_path("testkit")).unwrap();
+    for round in 0..6 {
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::write(&file, if round % 2 == 0 { &other } else { &same }).unwrap();
+    }
+    std::fs::write(&file, b"garbage").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in clients {
+        assert!(c.join().expect("a client saw a wrong reply") > 0);
+    }
+    let (mut c, _) = Conn::open(addr);
+    assert_eq!(c.ask("ECHO still here"), "MSG still here");
+    assert!(host.terminate().success());
+    assert!(
+        !Path::new(&copy).exists(),
+        "the private copy outlived the host"
+    );
+}
+
+#[test]
+fn a_plugin_file_others_can_write_is_refused() {
+    let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
+    let file = drop_in(&start);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let file = file.canonicalize().unwrap();
+    let out = start.run();
+    assert!(!out.status.success());
+    let expected = format!(
+        "refusing to load: file {} is writable by all users (mode 666); fix the permissions, \
+         or set `strict_modes = false` in the config to allow it",
+        file.display()
+    );
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+}
+
+#[test]
+fn strict_modes_can_be_relaxed() {
+    let start = HostStart::new().config("strict_modes = false\n[[plugin]]\nname = \"testkit\"\n");
+    let file = drop_in(&start);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let host = start.spawn();
+    let (mut c, _) = Conn::open(host.addr());
+    assert_eq!(c.ask("ECHO ok"), "MSG ok");
+}
+
+#[test]
+fn a_plugins_directory_others_can_write_is_refused() {
+    let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
+    let file = drop_in(&start);
+    let dir = file.parent().unwrap().canonicalize().unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let out = start.run();
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains(&format!(
+            "directory {} is writable by its group (mode 775)",
+            dir.display()
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_plugin_file_owned_by_another_user_is_refused() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: changing a file's owner needs root");
+        return;
+    }
+    let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
+    let file = drop_in(&start);
+    std::os::unix::fs::chown(&file, Some(54321), None).unwrap();
+    let out = start.run();
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains("belongs to user id 54321"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_plugin_name_cannot_escape_the_plugins_directory() {
+    let out = HostStart::new()
+        .config("[[plugin]]\nname = \"../evil\"\n")
+        .run();
+    assert!(!out.status.success());
+    assert!(
+        out.stderr
+            .contains("config.toml:2:8: plugin name \"../evil\" is not a plain name"),
+        "{}",
+        out.stderr
+    );
+}

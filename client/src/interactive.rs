@@ -56,22 +56,26 @@ struct Shared {
 }
 
 impl Shared {
-    fn end(&self) -> Option<End> {
-        self.end.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
     fn set_end(&self, end: End) {
         *self.end.lock().unwrap_or_else(|e| e.into_inner()) = Some(end);
         self.changed.notify_all();
     }
 
     fn notice(&self) -> Option<End> {
-        let end = self.end();
+        // Under the lock, so the reader cannot miss the wake-up between
+        // checking `noticed` and starting to wait.
+        let end = self.end.lock().unwrap_or_else(|e| e.into_inner());
         if end.is_some() {
             self.noticed.store(true, Ordering::SeqCst);
             self.changed.notify_all();
         }
-        end
+        end.clone()
+    }
+
+    fn start_closing(&self) {
+        let _guard = self.end.lock().unwrap_or_else(|e| e.into_inner());
+        self.closing.store(true, Ordering::SeqCst);
+        self.changed.notify_all();
     }
 
     /// Waits up to `limit` for `done` to hold.
@@ -107,6 +111,22 @@ impl Screen {
         } else {
             let mut out = io::stdout().lock();
             let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+        }
+    }
+}
+
+impl Screen {
+    /// Returns once every line handed to the printer has been shown.
+    ///
+    /// The printer queues one message and `readline` shows it when it next
+    /// polls; the wake-up signal sent after the last line would win that
+    /// poll and the line (typically "Server shutting down") would be lost.
+    /// Queueing one more message blocks until the previous one was taken.
+    /// This last one moves the cursor up a row and back down: it shows
+    /// nothing, so it does not matter whether it is shown or dropped.
+    fn drain(&mut self) {
+        if let Some(p) = self.printer.as_mut() {
+            let _ = p.print("\x1b[1A\n".into());
         }
     }
 }
@@ -222,7 +242,7 @@ fn prompt_loop(
             Request::Skip => continue,
             Request::Send(line) => line,
             Request::SendThenClose(line) => {
-                shared.closing.store(true, Ordering::SeqCst);
+                shared.start_closing();
                 if send(&mut stream, &line).is_err() {
                     return Ok(Exit::Ok);
                 }
@@ -242,7 +262,7 @@ fn send(stream: &mut &TcpStream, line: &str) -> io::Result<()> {
 /// Ends the session from the user's side: sends `close` if given, then
 /// waits briefly for the server's confirmation or its end of stream.
 fn leave(mut stream: &TcpStream, shared: &Shared, close: Option<&str>) -> Exit {
-    shared.closing.store(true, Ordering::SeqCst);
+    shared.start_closing();
     if let Some(close) = close {
         // If the server is already gone there is nothing to confirm, and
         // leaving is what the user asked for either way.
@@ -316,6 +336,9 @@ fn read_lines(
             Err(e) => break End::Broken(e.to_string()),
         }
     };
+    if !shared.closing.load(Ordering::SeqCst) {
+        screen.drain();
+    }
     shared.set_end(end.clone());
     if shared.closing.load(Ordering::SeqCst) {
         return;

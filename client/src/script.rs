@@ -6,6 +6,9 @@
 //! order, so a thousand lines cost about one round trip, not a thousand.
 //! When the input ends the client sends its own `CLOSE` and the session is
 //! over at `CLOSE CONFIRM`.
+//!
+//! Blocking sockets and one extra thread rather than an async runtime: one
+//! connection, one producer, one consumer, and stdin reads block anyway.
 
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::net::TcpStream;

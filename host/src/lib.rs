@@ -12,5 +12,6 @@ pub mod dispatch;
 pub mod framing;
 pub mod plugins;
 pub mod server;
+pub mod session;
 pub mod shared;
 pub mod shutdown;

@@ -40,6 +40,15 @@ fn root_module<P: Plugin>() -> PluginRoot_Ref {
     .leak_into_prefix()
 }
 
+/// Starts plugin `P` in this process, through the same glue a host uses
+/// for a loaded library: for testing a plugin, fuzzing and benchmarking
+/// a host without a dynamic library.
+pub fn instantiate<P: Plugin>(settings: &str, host: &HostInfo<'_>) -> Result<PluginBox, String> {
+    init::<P>(RStr::from_str(settings), host)
+        .into_result()
+        .map_err(RString::into_string)
+}
+
 extern "C" fn init<P: Plugin>(
     settings: RStr<'_>,
     host: &HostInfo<'_>,

@@ -54,7 +54,7 @@ mod plugin;
 mod reply;
 mod request;
 
-pub use export::{ROOT_MODULE_EXPORT_NAME, lib_header};
+pub use export::{ROOT_MODULE_EXPORT_NAME, instantiate, lib_header};
 pub use plugin::{Hook, HookResult, Host, NoSettings, Plugin};
 pub use reply::Reply;
 pub use request::Request;

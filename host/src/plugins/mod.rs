@@ -114,33 +114,45 @@ fn load_one(
             }));
         }
     };
-    let hooks = object
-        .hooks()
-        .into_iter()
-        .enumerate()
-        .map(|(i, spec)| {
-            let pattern = spec.pattern.into_string();
-            match anchored(&pattern) {
-                Ok(regex) => Ok(LoadedHook {
-                    pattern,
-                    regex,
-                    blocking: spec.blocking,
-                }),
-                Err(e) => Err(fail(LoadErrorKind::BadPattern {
-                    hook: i + 1,
-                    pattern,
-                    error: e.to_string(),
-                })),
-            }
+    LoadedPlugin::new(name, version, file.clone(), object).map_err(fail)
+}
+
+impl LoadedPlugin {
+    /// Wraps a started plugin, compiling its hook patterns.
+    pub fn new(
+        name: String,
+        version: String,
+        file: PathBuf,
+        object: PluginBox,
+    ) -> Result<LoadedPlugin, LoadErrorKind> {
+        let hooks = object
+            .hooks()
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let pattern = spec.pattern.into_string();
+                match anchored(&pattern) {
+                    Ok(regex) => Ok(LoadedHook {
+                        pattern,
+                        regex,
+                        blocking: spec.blocking,
+                    }),
+                    Err(e) => Err(LoadErrorKind::BadPattern {
+                        hook: i + 1,
+                        pattern,
+                        error: e.to_string(),
+                    }),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LoadedPlugin {
+            name,
+            version,
+            file,
+            object,
+            hooks,
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(LoadedPlugin {
-        name,
-        version,
-        file,
-        object,
-        hooks,
-    })
+    }
 }
 
 /// Compiles `pattern` so that it must match the whole line.

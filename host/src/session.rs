@@ -1,0 +1,148 @@
+//! The protocol logic of one connection, free of I/O: frames in, reply
+//! lines out. The connection task feeds it from the socket; the fuzz target
+//! and the benchmarks feed it directly.
+
+use std::sync::Arc;
+
+use abi_stable::std_types::RString;
+use bytes::BytesMut;
+use plugin_api::abi::{Outcome, Span};
+use tracing::{debug, warn};
+
+use crate::dispatch::{CallError, Dispatcher, Target};
+use crate::framing::{Frame, LineDecoder};
+
+/// Sent to every client on connect, as the original program did.
+pub const GREETING: &str = "MSG Welcome aboard !\n";
+/// Sent to every client when the host stops.
+pub const SHUTTING_DOWN: &str = "MSG Server shutting down\n";
+
+/// What the connection must do after a request.
+pub enum Action {
+    Continue,
+    /// Send what is waiting, then close.
+    Close,
+    /// Run route `route` of `dispatcher` on `line` where blocking is
+    /// allowed, then hand the result to [`Session::finish_call`].
+    Blocking {
+        dispatcher: Arc<Dispatcher>,
+        route: usize,
+        line: BytesMut,
+    },
+}
+
+/// One connection's protocol state and reply buffer.
+pub struct Session {
+    pub decoder: LineDecoder,
+    /// Replies waiting to be written; plugins append to it directly, so a
+    /// reply is never copied on its way to the socket.
+    pub out: RString,
+    /// Capture-group scratch space, reused from request to request.
+    pub spans: Vec<Span>,
+    pub peer: Arc<str>,
+    pub id: u64,
+}
+
+impl Session {
+    pub fn new(max_line_length: usize, peer: Arc<str>, id: u64) -> Session {
+        Session {
+            decoder: LineDecoder::new(max_line_length),
+            out: RString::new(),
+            spans: Vec::new(),
+            peer,
+            id,
+        }
+    }
+
+    /// Answers one frame, appending the reply to `out`, unless the hook
+    /// must run where blocking is allowed.
+    pub fn respond(&mut self, frame: Frame, dispatch: &arc_swap::ArcSwap<Dispatcher>) -> Action {
+        let line = match frame {
+            Frame::Line(line) => line,
+            Frame::TooLong => {
+                let max = self.decoder.max_length();
+                self.push_fmt(format_args!("ERR line too long (max {max} bytes)\n"));
+                return Action::Continue;
+            }
+        };
+        let Ok(text) = std::str::from_utf8(&line) else {
+            self.out.push_str("ERR invalid UTF-8\n");
+            return Action::Continue;
+        };
+        debug!(connection = self.id, request = text, "request");
+        if text == "CLOSE" {
+            self.out.push_str("CLOSE CONFIRM\n");
+            return Action::Close;
+        }
+        let dispatcher = dispatch.load();
+        let route = match dispatcher.target(text) {
+            Target::Hook(route) => route,
+            Target::NotFound => {
+                self.out.push_str("MSG Command not found\n");
+                return Action::Continue;
+            }
+            Target::ControlCharacters => {
+                self.out
+                    .push_str("ERR control characters are not accepted\n");
+                return Action::Continue;
+            }
+        };
+        if dispatcher.route(route).blocking {
+            return Action::Blocking {
+                dispatcher: arc_swap::Guard::into_inner(dispatcher),
+                route,
+                line,
+            };
+        }
+        let result = dispatcher.call(
+            route,
+            text,
+            &mut self.spans,
+            &self.peer,
+            self.id,
+            &mut self.out,
+        );
+        self.finish_call(result)
+    }
+
+    /// Runs a blocking hook here and now: for callers that are allowed to
+    /// block (the blocking pool, fuzzing, benchmarks).
+    pub fn call_here(&mut self, dispatcher: &Dispatcher, route: usize, line: &[u8]) -> Action {
+        let result = match std::str::from_utf8(line) {
+            Ok(text) => dispatcher.call(
+                route,
+                text,
+                &mut self.spans,
+                &self.peer,
+                self.id,
+                &mut self.out,
+            ),
+            Err(_) => Err(CallError::Failed("invalid UTF-8".into())),
+        };
+        self.finish_call(result)
+    }
+
+    /// Turns a hook's result into the connection's next step, writing the
+    /// error line if it failed.
+    pub fn finish_call(&mut self, result: Result<Outcome, CallError>) -> Action {
+        match result {
+            Ok(outcome) if outcome.close => Action::Close,
+            Ok(_) => Action::Continue,
+            Err(CallError::Failed(message)) => {
+                self.push_fmt(format_args!("ERR {message}\n"));
+                Action::Continue
+            }
+            Err(CallError::Panicked { plugin, message }) => {
+                warn!(connection = self.id, plugin, "hook panicked: {message}");
+                self.push_fmt(format_args!("ERR plugin {plugin} failed: {message}\n"));
+                Action::Continue
+            }
+        }
+    }
+
+    fn push_fmt(&mut self, args: std::fmt::Arguments<'_>) {
+        use std::fmt::Write;
+        // Writing to an in-memory string only fails if a `Display` impl does.
+        let _ = self.out.write_fmt(args);
+    }
+}

@@ -145,6 +145,9 @@ median() {
 
 host_load=(--greeting '^MSG Welcome' --request HELLO --expect '^MSG Hello from ')
 redis_load=(--request PING --expect '^\+PONG$')
+# testkit, listed first, answers HELLO itself, after walking its NOOP hooks;
+# either greeting proves the request went through dispatch.
+hooks_load=(--greeting '^MSG Welcome' --request HELLO --expect '^MSG (Hello from |testkit says hello$)')
 errors_seen=0
 
 # load ARRAY ADDR KEY ARGS...: one bench run; appends its KEY figure to
@@ -211,7 +214,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     load lat_h "$host1_addr" p50_us "${host_load[@]}" -c 1 -P 1
     load lat_r "$redis_addr" p50_us "${redis_load[@]}" -c 1 -P 1
     if ((hooks_ready)); then
-        load hk_n "$hooks_addr" rps "${host_load[@]}" -c "$CONNS" -P 1
+        load hk_n "$hooks_addr" rps "${hooks_load[@]}" -c "$CONNS" -P 1
         load hk_1 "$host1_addr" rps "${host_load[@]}" -c "$CONNS" -P 1
     fi
 done

@@ -15,9 +15,10 @@ use abi_stable::{StableAbi, declare_root_module_statics, package_version_strings
 
 /// The root module every plugin library exports.
 ///
-/// It is a prefix type: fields appended after the `last_prefix_field` in a
-/// later `plugin-api` read as missing (not as garbage) from libraries built
-/// against an older one.
+/// It is a prefix type, so that a field can be appended in a later
+/// `plugin-api` without breaking older hosts: a host loads a plugin whose
+/// root module has more fields than it knows, and ignores them. A host
+/// refuses a plugin whose root module has fewer fields than it expects.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginRoot_Ref)))]

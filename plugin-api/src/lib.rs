@@ -42,10 +42,15 @@
 //! against a compatible `plugin-api`: abi_stable compares the version of this
 //! crate (same major, and same minor while the major is 0) and the full
 //! layout of every type reachable from the root module. A mismatch is
-//! refused with an error instead of undefined behaviour. Fields may be
-//! appended to [`abi::PluginRoot`] after its `last_prefix_field` without
-//! breaking plugins built against an older `plugin-api`; any other change to
-//! a type in [`abi`] is a breaking change and needs a new minor version.
+//! refused with an error instead of undefined behaviour.
+//!
+//! [`abi::PluginRoot`] is a prefix type: a field appended after its last
+//! field (with a patch-version bump) lets plugins built against the newer
+//! `plugin-api` load in older hosts, which never read it. The reverse does
+//! not hold: abi_stable refuses a library whose root module has fewer
+//! fields than the host expects ("too many fields"). Any other change to a
+//! type in [`abi`] is breaking and needs a new minor version. The README
+//! records how this was verified.
 
 pub mod abi;
 mod export;

@@ -1,0 +1,74 @@
+//! Arbitrary bytes through a connection's protocol logic: framing, UTF-8
+//! and control-character checks, dispatch to real plugin hooks through the
+//! ABI glue, and reply formatting.
+//!
+//! The first input byte picks how the rest is cut into reads, so that line
+//! endings and over-long lines fall across read boundaries too. Invariants:
+//! nothing panics, the input buffer never holds more than one line's worth
+//! of bytes, and every request line gets at least one reply line.
+
+#![no_main]
+
+use std::sync::{Arc, LazyLock};
+
+use abi_stable::std_types::RStr;
+use arc_swap::ArcSwap;
+use bytes::BytesMut;
+use host::dispatch::Dispatcher;
+use host::plugins::LoadedPlugin;
+use host::session::{Action, Session};
+use libfuzzer_sys::fuzz_target;
+use plugin_api::abi::HostInfo;
+use tokio_util::codec::Decoder;
+
+const MAX_LINE: usize = 64;
+
+static DISPATCH: LazyLock<ArcSwap<Dispatcher>> = LazyLock::new(|| {
+    let info = HostInfo {
+        server_name: RStr::from_str("fuzz"),
+        host_version: RStr::from_str("0"),
+    };
+    let object = plugin_api::instantiate::<testkit::Testkit>("greeting = \"hi\"\n", &info)
+        .expect("testkit starts");
+    let plugin = LoadedPlugin::new("testkit".into(), "0".into(), "in-process".into(), object)
+        .expect("testkit's patterns compile");
+    ArcSwap::from_pointee(Dispatcher::new(vec![plugin]).expect("dispatch table"))
+});
+
+fn answer(session: &mut Session, frame: host::framing::Frame) -> bool {
+    let before = session.out.len();
+    let action = match session.respond(frame, &DISPATCH) {
+        // The only blocking hook sleeps for as long as the input says:
+        // stand in for it rather than stall the fuzzer.
+        Action::Blocking { .. } => {
+            session.out.push_str("MSG blocking hook skipped\n");
+            Action::Continue
+        }
+        other => other,
+    };
+    let reply = &session.out.as_str()[before..];
+    assert!(reply.ends_with('\n') && reply.len() > 1, "no reply line: {reply:?}");
+    session.out.clear();
+    matches!(action, Action::Close)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&cut, data)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(cut % 97) + 1;
+    let mut session = Session::new(MAX_LINE, Arc::from("fuzz"), 1);
+    let mut input = BytesMut::new();
+    for piece in data.chunks(chunk) {
+        input.extend_from_slice(piece);
+        while let Some(frame) = session.decoder.decode(&mut input).expect("decoding never fails") {
+            if answer(&mut session, frame) {
+                return;
+            }
+        }
+        assert!(input.len() <= MAX_LINE + 1, "{} bytes held", input.len());
+    }
+    if let Some(frame) = session.decoder.finish(&mut input) {
+        answer(&mut session, frame);
+    }
+});

@@ -67,14 +67,18 @@ for f in host bench libhello.so; do
 done
 bench=$release/bench
 
-# Both servers and the load generator each hold IDLE_CONNS sockets at once.
+# Both servers and the load generator each hold IDLE_CONNS sockets at once;
+# they inherit this shell's limit. Only ever raised here.
 need_fds=$((IDLE_CONNS + 1024))
+soft=$(ulimit -Sn)
 hard=$(ulimit -Hn)
-if [[ $hard != unlimited && $hard -lt $need_fds ]]; then
-    say "warning: hard open-file limit $hard is below $need_fds; idle runs may fail"
-    ulimit -n "$hard"
-else
-    ulimit -n "$need_fds"
+if [[ $soft != unlimited && $soft -lt $need_fds ]]; then
+    if [[ $hard != unlimited && $hard -lt $need_fds ]]; then
+        say "warning: hard open-file limit $hard is below $need_fds; idle runs may fail"
+        ulimit -n "$hard"
+    else
+        ulimit -n "$need_fds"
+    fi
 fi
 
 # --- helpers ----------------------------------------------------------------

@@ -1,14 +1,20 @@
 //! Choosing the hook for a request line and calling it.
 //!
 //! All patterns of all plugins, in dispatch order (config order, then each
-//! plugin's own order), go into one [`RegexSet`], so finding the first
-//! matching hook is one pass over the line however many hooks are loaded.
-//! Only the winning hook's own regex then runs, and only if the handler
-//! needs capture groups.
+//! plugin's own order), go into one multi-pattern regex: the engine behind
+//! `regex::RegexSet`, used directly. Every pattern is anchored to the whole
+//! line, so all matches span the line, and leftmost-first semantics report
+//! the lowest-numbered matching pattern: the winning hook comes out of one
+//! forward pass over the line, however many hooks are loaded, without the
+//! allocation and the all-patterns search of `RegexSet::matches`. Only the
+//! winning hook's own regex then runs, and only if the handler needs
+//! capture groups.
 
 use abi_stable::std_types::{RResult, RStr, RString};
 use plugin_api::abi::{HookFailure, Outcome, RequestFfi, Span};
-use regex::{Regex, RegexSet};
+use regex::Regex;
+use regex_automata::meta;
+use regex_automata::{Input, MatchKind};
 
 use crate::plugins::LoadedPlugin;
 
@@ -18,11 +24,11 @@ pub struct Dispatcher {
     plugins: Vec<LoadedPlugin>,
     routes: Vec<Route>,
     /// Every route's pattern, in dispatch order.
-    all: RegexSet,
+    all: meta::Regex,
     /// The routes whose patterns ask for control characters, and their set:
     /// a line holding control characters is offered to these alone.
     control_routes: Vec<usize>,
-    control: RegexSet,
+    control: meta::Regex,
 }
 
 /// One hook in the dispatch table.
@@ -55,7 +61,7 @@ pub enum CallError {
 
 impl Dispatcher {
     /// Builds the table from plugins loaded in config order.
-    pub fn new(plugins: Vec<LoadedPlugin>) -> Result<Dispatcher, regex::Error> {
+    pub fn new(plugins: Vec<LoadedPlugin>) -> Result<Dispatcher, Box<meta::BuildError>> {
         let mut routes = Vec::new();
         let mut patterns = Vec::new();
         let mut control_routes = Vec::new();
@@ -78,8 +84,8 @@ impl Dispatcher {
             }
         }
         Ok(Dispatcher {
-            all: RegexSet::new(&patterns)?,
-            control: RegexSet::new(&control_patterns)?,
+            all: first_match_regex(&patterns)?,
+            control: first_match_regex(&control_patterns)?,
             plugins,
             routes,
             control_routes,
@@ -97,12 +103,12 @@ impl Dispatcher {
     /// The first hook whose pattern matches the whole of `line`.
     pub fn target(&self, line: &str) -> Target {
         if has_control_characters(line) {
-            return match self.control.matches(line).iter().next() {
+            return match first_match(&self.control, line) {
                 Some(i) => Target::Hook(self.control_routes[i]),
                 None => Target::ControlCharacters,
             };
         }
-        match self.all.matches(line).iter().next() {
+        match first_match(&self.all, line) {
             Some(i) => Target::Hook(i),
             None => Target::NotFound,
         }
@@ -152,6 +158,23 @@ impl Dispatcher {
             }),
         }
     }
+}
+
+/// One regex for many anchored patterns, reporting the first that matches.
+fn first_match_regex(patterns: &[String]) -> Result<meta::Regex, Box<meta::BuildError>> {
+    meta::Builder::new()
+        .configure(meta::Config::new().match_kind(MatchKind::LeftmostFirst))
+        .build_many(patterns)
+        .map_err(Box::new)
+}
+
+/// The lowest-numbered pattern that matches the whole line. All patterns
+/// are anchored at both ends, so every match ends at the end of the line
+/// and a forward pass alone decides which pattern wins.
+fn first_match(regex: &meta::Regex, line: &str) -> Option<usize> {
+    regex
+        .search_half(&Input::new(line))
+        .map(|m| m.pattern().as_usize())
 }
 
 /// C0 controls other than tab, and DEL: what a terminal user cannot mean
@@ -207,6 +230,39 @@ pub fn asks_for_control_characters(pattern: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_matching_pattern_wins() {
+        let patterns: Vec<String> = [r"A.*", "AB", r"\w+", "B", "", r"A\d+", "ABC|X"]
+            .iter()
+            .map(|p| crate::plugins::anchor(p))
+            .collect();
+        let re = first_match_regex(&patterns).unwrap();
+        let naive = |line: &str| {
+            patterns
+                .iter()
+                .position(|p| regex::Regex::new(p).unwrap().is_match(line))
+        };
+        for line in ["AB", "ABC", "B", "", "A12", "X", "x", "-", "AB C", "ZZ"] {
+            assert_eq!(first_match(&re, line), naive(line), "{line:?}");
+        }
+        assert_eq!(first_match(&re, "B"), Some(2), "\\w+ comes before B");
+    }
+
+    #[test]
+    fn a_thousand_patterns_agree_with_a_loop() {
+        let mut patterns: Vec<String> = (0..1000).map(|i| format!("NOOP{i}")).collect();
+        patterns.push(r"NOOP\d+ (.*)".into());
+        patterns.push("HELLO".into());
+        let anchored: Vec<String> = patterns.iter().map(|p| crate::plugins::anchor(p)).collect();
+        let re = first_match_regex(&anchored).unwrap();
+        assert_eq!(first_match(&re, "NOOP0"), Some(0));
+        assert_eq!(first_match(&re, "NOOP999"), Some(999));
+        assert_eq!(first_match(&re, "NOOP99 x"), Some(1000));
+        assert_eq!(first_match(&re, "HELLO"), Some(1001));
+        assert_eq!(first_match(&re, "NOOP1000"), None);
+        assert_eq!(first_match(&re, "HELLO "), None);
+    }
 
     #[test]
     fn control_characters_must_be_asked_for() {

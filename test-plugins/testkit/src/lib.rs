@@ -34,6 +34,9 @@ pub struct Settings {
     /// Adds this many `NOOP<i>` hooks before the others (dispatch benchmarks).
     #[serde(default)]
     extra_hooks: usize,
+    /// Serve only the `NOOP<i>` hooks (dispatch benchmarks with an exact count).
+    #[serde(default)]
+    extra_only: bool,
     /// Adds a hook with this pattern first (tests invalid patterns).
     #[serde(default)]
     extra_pattern: Option<String>,
@@ -71,6 +74,9 @@ impl Plugin for Testkit {
                     Ok(())
                 },
             ));
+        }
+        if self.settings.extra_only {
+            return hooks;
         }
         hooks.extend([
             Hook::new("PANIC", Testkit::panic),

@@ -1,0 +1,53 @@
+//! Splitting a pipelined batch into lines, and answering it end to end
+//! (framing, UTF-8 check, dispatch, the call into `libhello.so`, reply).
+
+mod common;
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::BytesMut;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use host::framing::LineDecoder;
+use host::session::Session;
+use tokio_util::codec::Decoder;
+
+fn framing(c: &mut Criterion) {
+    let batch: Vec<u8> = "HELLO\r\nECHO some text here\n".repeat(32).into_bytes();
+    let mut group = c.benchmark_group("framing");
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("decode-64-lines", |b| {
+        let mut decoder = LineDecoder::new(8192);
+        let mut buf = BytesMut::with_capacity(batch.len());
+        b.iter(|| {
+            buf.extend_from_slice(black_box(&batch));
+            let mut n = 0;
+            while let Ok(Some(_)) = decoder.decode(&mut buf) {
+                n += 1;
+            }
+            n
+        })
+    });
+
+    let (table, _runtime) = common::hello_library();
+    let dispatch = ArcSwap::from_pointee(table);
+    let hellos: Vec<u8> = "HELLO\n".repeat(64).into_bytes();
+    group.bench_function("answer-64-hellos", |b| {
+        let mut session = Session::new(8192, Arc::from("127.0.0.1:1"), 1);
+        let mut buf = BytesMut::with_capacity(hellos.len());
+        b.iter(|| {
+            buf.extend_from_slice(black_box(&hellos));
+            while let Ok(Some(frame)) = session.decoder.decode(&mut buf) {
+                let _ = session.respond(frame, &dispatch);
+            }
+            let n = session.out.len();
+            session.out.clear();
+            n
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, framing);
+criterion_main!(benches);

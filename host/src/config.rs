@@ -34,6 +34,7 @@ struct RawConfig {
     idle_timeout_secs: Option<u64>,
     shutdown_timeout_secs: Option<u64>,
     strict_modes: Option<bool>,
+    worker_threads: Option<usize>,
     #[serde(default, rename = "plugin")]
     plugins: Vec<Spanned<RawPlugin>>,
 }
@@ -65,6 +66,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Refuse plugin files and directories that others could have written.
     pub strict_modes: bool,
+    /// Threads serving connections; `None`: one per CPU core.
+    pub worker_threads: Option<usize>,
     pub plugins: Vec<PluginEntry>,
 }
 
@@ -242,6 +245,7 @@ impl Config {
                     .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             ),
             strict_modes: raw.strict_modes.unwrap_or(true),
+            worker_threads: raw.worker_threads.filter(|&n| n > 0),
             plugins,
         })
     }

@@ -7,11 +7,14 @@
 //! client that does not read its replies stops being read from instead of
 //! making the host buffer without bound.
 
+use std::future::poll_fn;
 use std::io;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
@@ -24,6 +27,13 @@ use crate::shared::Shared;
 const FLUSH_AT: usize = 64 * 1024;
 /// Free space kept in the input buffer before each read.
 const READ_CHUNK: usize = 4 * 1024;
+/// Stands for "no idle timeout": far enough not to matter, near enough not
+/// to overflow `Instant`.
+const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// After the host ends a connection: how long, and how much, it still reads
+/// and drops while the client learns that it is closed.
+const LINGER_TIME: Duration = Duration::from_millis(500);
+const LINGER_BYTES: usize = 64 * 1024;
 /// How long a write may stall when no idle timeout is configured.
 const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -43,7 +53,7 @@ pub enum End {
 pub struct Connection {
     stream: TcpStream,
     shared: Arc<Shared>,
-    input: bytes::BytesMut,
+    input: BytesMut,
     session: Session,
 }
 
@@ -57,7 +67,7 @@ impl Connection {
         Connection {
             stream,
             shared,
-            input: bytes::BytesMut::new(),
+            input: BytesMut::new(),
             session,
         }
     }
@@ -69,15 +79,48 @@ impl Connection {
     /// Serves the connection until it ends, or `shutdown` is cancelled
     /// between two batches of requests.
     pub async fn run(mut self, shutdown: CancellationToken) -> io::Result<End> {
+        let end = self.serve(shutdown).await?;
+        if end != End::ClientClosed {
+            self.linger().await;
+        }
+        Ok(end)
+    }
+
+    /// Closes our side after a last reply, then reads and drops whatever
+    /// the client still sends, for a moment. Closing a socket with unread
+    /// input makes the kernel send a reset, which can destroy the last
+    /// reply before the client reads it.
+    async fn linger(&mut self) {
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let drain = async {
+            let mut scratch = [0u8; 1024];
+            let mut left = LINGER_BYTES;
+            while left > 0 {
+                match self.stream.read(&mut scratch).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    }
+
+    async fn serve(&mut self, shutdown: CancellationToken) -> io::Result<End> {
         self.session.out.push_str(GREETING);
         self.flush().await?;
         let idle = self.shared.limits.idle_timeout;
-        let mut deadline = idle.map(|d| Instant::now() + d);
+        // Both futures live for the whole connection: creating them per
+        // request would register a timer and a shutdown waiter (each behind
+        // a lock shared by all connections) for every line.
+        let mut stopping = pin!(shutdown.cancelled());
+        let mut last_line = Instant::now();
+        let mut idle_timer = pin!(tokio::time::sleep_until(last_line + idle.unwrap_or(NEVER)));
         loop {
+            let mut answered = false;
             while let Some(frame) = self.session.decoder.decode(&mut self.input)? {
-                // The timeout counts from the last complete line, so a
-                // client trickling bytes cannot hold the connection forever.
-                deadline = idle.map(|d| Instant::now() + d);
+                answered = true;
                 if self.answer(frame).await {
                     self.flush().await?;
                     return Ok(End::Closed);
@@ -86,35 +129,97 @@ impl Connection {
                     self.flush().await?;
                 }
             }
+            if answered {
+                // The idle clock restarts on complete lines only, so a
+                // client trickling bytes cannot hold the connection forever.
+                last_line = Instant::now();
+            }
             self.flush().await?;
-            self.input.reserve(READ_CHUNK);
+            if self.input.is_empty() && self.input.capacity() > 0 {
+                // An idle connection holds no input buffer: memory per
+                // waiting client stays small.
+                self.input = BytesMut::new();
+            }
+            if self.shared.is_stopping() {
+                // Checked here too: a client that keeps sending would
+                // otherwise always win the race below.
+                self.session.out.push_str(SHUTTING_DOWN);
+                self.flush().await?;
+                return Ok(End::Shutdown);
+            }
+            // Readability first: on the hot path it is the branch that is
+            // ready, and the others are then not polled at all.
+            // `poll_read_ready` uses the socket's single reader slot rather
+            // than a list of waiters.
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => {
+                ready = poll_fn(|cx| self.stream.poll_read_ready(cx)) => {
+                    ready?;
+                    match self.read() {
+                        Ok(0) => {
+                            // Answer a last line sent without a line ending,
+                            // for clients that half-close after writing.
+                            if let Some(frame) = self.session.decoder.finish(&mut self.input) {
+                                self.answer(frame).await;
+                                self.flush().await?;
+                            }
+                            return Ok(End::ClientClosed);
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                () = &mut stopping => {
                     self.session.out.push_str(SHUTTING_DOWN);
                     self.flush().await?;
                     return Ok(End::Shutdown);
                 }
-                () = sleep_until(deadline) => {
-                    let secs = idle.map_or(0, |d| d.as_secs());
+                () = &mut idle_timer => {
+                    // The timer is set lazily: it fires at the deadline of
+                    // an earlier line, and is moved on if lines came since.
+                    let Some(limit) = idle else { continue };
+                    if last_line.elapsed() < limit {
+                        idle_timer.as_mut().reset(last_line + limit);
+                        continue;
+                    }
                     self.session.out.push_str(&format!(
-                        "MSG Closing idle connection: no request for {secs} s\n"
+                        "MSG Closing idle connection: no request for {} s\n",
+                        limit.as_secs()
                     ));
                     self.flush().await?;
                     return Ok(End::Idle);
                 }
-                read = self.stream.read_buf(&mut self.input) => {
-                    if read? == 0 {
-                        // Answer a last line sent without a line ending,
-                        // for clients that half-close after writing.
-                        if let Some(frame) = self.session.decoder.finish(&mut self.input) {
-                            self.answer(frame).await;
-                            self.flush().await?;
-                        }
-                        return Ok(End::ClientClosed);
-                    }
-                }
             }
+        }
+    }
+
+    /// Reads what the socket holds into the input buffer, which is only
+    /// allocated now that there is something to read.
+    ///
+    /// A read that returns less than it had room for has drained the
+    /// socket, so readiness is cleared right away: otherwise the next wait
+    /// would return at once, and a second read would fail with
+    /// `WouldBlock`, one wasted system call per request. (Tokio tags
+    /// readiness with a tick, so data that arrives meanwhile is not lost.)
+    fn read(&mut self) -> io::Result<usize> {
+        self.input.reserve(READ_CHUNK);
+        let room = self.input.capacity() - self.input.len();
+        let mut got = None;
+        let (stream, input) = (&self.stream, &mut self.input);
+        let result = stream.try_io(Interest::READABLE, || {
+            let n = stream.try_read_buf(input)?;
+            got = Some(n);
+            if n > 0 && n < room {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(())
+            }
+        });
+        match (got, result) {
+            (Some(n), _) => Ok(n),
+            (None, Err(e)) => Err(e),
+            (None, Ok(())) => Ok(0),
         }
     }
 
@@ -183,12 +288,5 @@ impl Connection {
                 "client did not read its replies",
             )),
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

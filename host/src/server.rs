@@ -42,6 +42,7 @@ pub async fn run(
         () = stop => info!("stopping: no new connections; finishing current requests"),
     }
     drop(listener);
+    shared.begin_stopping();
     shutdown.cancel();
     tracker.close();
     if tokio::time::timeout(settings.shutdown_timeout, tracker.wait())

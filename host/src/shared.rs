@@ -1,7 +1,7 @@
 //! State shared by the listener and every connection.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -16,6 +16,9 @@ pub struct Shared {
     pub dispatch: ArcSwap<Dispatcher>,
     pub limits: Limits,
     next_connection_id: AtomicU64,
+    /// Set when the host starts stopping; read by busy connections, for
+    /// which checking a flag per batch is cheaper than polling a future.
+    stopping: AtomicBool,
 }
 
 /// Per-connection limits from the config.
@@ -32,7 +35,16 @@ impl Shared {
             dispatch: ArcSwap::from_pointee(dispatcher),
             limits,
             next_connection_id: AtomicU64::new(1),
+            stopping: AtomicBool::new(false),
         })
+    }
+
+    pub fn begin_stopping(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     /// A number no other connection of this process gets.

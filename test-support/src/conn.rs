@@ -66,10 +66,15 @@ impl Conn {
         self.line()
     }
 
-    /// True when the host has closed the connection (reads end of stream).
+    /// True when the host has closed the connection: the next read finds
+    /// the end of the stream (or a reset, if the client was still sending).
     pub fn is_closed(&mut self) -> bool {
         let mut byte = [0u8; 1];
-        matches!(self.reader.read(&mut byte), Ok(0))
+        match self.reader.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
     }
 
     /// The write half, for tests that need to shut it down or tune it.

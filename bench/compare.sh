@@ -11,6 +11,9 @@
 #   IDLE_CONNS=10000  idle connections for the memory comparison
 #   IDLE_HOLD=3s      how long they are held
 #   BENCH_THREADS=1   worker threads of the load generator
+#   HOST_WORKERS=1    the host's worker_threads; one thread serving
+#                     connections, like Redis, leaves the other core to the
+#                     load generator
 #   SKIP_BUILD=1      use the existing release build
 set -euo pipefail
 
@@ -22,6 +25,7 @@ HOOKS=${HOOKS:-1000}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_HOLD=${IDLE_HOLD:-3s}
 BENCH_THREADS=${BENCH_THREADS:-1}
+HOST_WORKERS=${HOST_WORKERS:-1}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 release=${CARGO_TARGET_DIR:-$root/target}/release
@@ -83,11 +87,15 @@ fi
 
 # --- helpers ----------------------------------------------------------------
 
-# A loopback port nothing listens on (bounded number of tries).
+# A loopback port nothing listens on (bounded number of tries), below the
+# ephemeral range: a port the load generator's own connections hold there
+# looks free to a connect test but cannot be bound.
 free_port() {
-    local port tries
+    local port tries low
+    low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    ((low > 20000)) || low=32768
     for ((tries = 0; tries < 50; tries++)); do
-        port=$((20000 + RANDOM % 30000))
+        port=$((10000 + RANDOM % (low - 10000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return
@@ -177,6 +185,7 @@ max_conns=$((IDLE_CONNS + 1000))
 cat >"$work/host.toml" <<TOML
 server_name = "compare"
 max_connections = $max_conns
+worker_threads = $HOST_WORKERS
 [[plugin]]
 path = "$release/libhello.so"
 TOML
@@ -185,6 +194,7 @@ if [[ -e $release/libtestkit.so ]]; then
     cat >"$work/host-hooks.toml" <<TOML
 server_name = "compare"
 max_connections = $max_conns
+worker_threads = $HOST_WORKERS
 [[plugin]]
 path = "$release/libtestkit.so"
 [plugin.settings]
@@ -257,7 +267,7 @@ row() { # LABEL HOST REDIS FORMAT
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 echo
 echo "machine: $(nproc) cores, ${cpu:-unknown CPU}; $(redis-server --version | awk '{print $1, $2, $3}')"
-echo "loads: ${DURATION} each, median of $ROUNDS rounds, bench with $BENCH_THREADS thread(s)"
+echo "loads: ${DURATION} each, median of $ROUNDS rounds, bench with $BENCH_THREADS thread(s), host with worker_threads = $HOST_WORKERS"
 echo
 printf '%-46s %14s %14s %9s\n' "metric" "host" "redis" "host/redis"
 row "$CONNS conns ping-pong HELLO/PING (req/s)" "$(median "${pp_h[@]}")" "$(median "${pp_r[@]}")" "%14.0f"

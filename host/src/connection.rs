@@ -272,13 +272,25 @@ impl Connection {
         if self.session.out.is_empty() {
             return Ok(());
         }
+        // Nearly always the socket takes the whole reply at once: write it
+        // without setting up a timed asynchronous write (which would read
+        // the clock for its deadline on every request).
+        let written = match self.stream.try_write(self.session.out.as_bytes()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
+        };
+        if written == self.session.out.len() {
+            self.session.out.clear();
+            return Ok(());
+        }
         let limit = self
             .shared
             .limits
             .idle_timeout
             .unwrap_or(DEFAULT_WRITE_TIMEOUT);
-        let write = self.stream.write_all(self.session.out.as_bytes());
-        match tokio::time::timeout(limit, write).await {
+        let rest = &self.session.out.as_bytes()[written..];
+        match tokio::time::timeout(limit, self.stream.write_all(rest)).await {
             Ok(result) => {
                 self.session.out.clear();
                 result

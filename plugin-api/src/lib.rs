@@ -7,7 +7,7 @@
 //! module, the `extern "C"` entry points and the catching of panics — lives
 //! here, once, so that no plugin can get it wrong.
 //!
-//! ```ignore
+//! ```no_run
 //! use plugin_api::{Hook, HookResult, Host, NoSettings, Plugin, Reply, Request, export_plugin};
 //!
 //! pub struct Greeter { name: String }

@@ -2,7 +2,9 @@
 //! lines out. The connection task feeds it from the socket; the fuzz target
 //! and the benchmarks feed it directly.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use abi_stable::std_types::RString;
 use bytes::BytesMut;
@@ -16,6 +18,45 @@ use crate::framing::{Frame, LineDecoder};
 pub const GREETING: &str = "MSG Welcome aboard !\n";
 /// Sent to every client when the host stops.
 pub const SHUTTING_DOWN: &str = "MSG Server shutting down\n";
+
+/// Panics are logged at most once a second: a client that keeps
+/// triggering one must not be able to flood the log.
+static PANIC_LOG: RateLimit = RateLimit::new();
+
+/// Admits one event per second, counting the ones it turns away.
+struct RateLimit {
+    /// Milliseconds since `start` of the last admitted event, plus one.
+    last: AtomicU64,
+    suppressed: AtomicU64,
+    start: OnceLock<Instant>,
+}
+
+impl RateLimit {
+    const fn new() -> Self {
+        RateLimit {
+            last: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+            start: OnceLock::new(),
+        }
+    }
+
+    /// `Some(n)` if this event may be logged, `n` being how many were
+    /// turned away since the last one; `None` if it may not.
+    fn admit(&self) -> Option<u64> {
+        let now = self.start.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        if (last == 0 || now >= last + 1000)
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
 
 /// What the connection must do after a request.
 pub enum Action {
@@ -133,7 +174,15 @@ impl Session {
                 Action::Continue
             }
             Err(CallError::Panicked { plugin, message }) => {
-                warn!(connection = self.id, plugin, "hook panicked: {message}");
+                match PANIC_LOG.admit() {
+                    Some(0) => warn!(connection = self.id, plugin, "hook panicked: {message}"),
+                    Some(more) => warn!(
+                        connection = self.id,
+                        plugin,
+                        "hook panicked: {message} ({more} more panics not logged in the last second)"
+                    ),
+                    None => debug!(connection = self.id, plugin, "hook panicked: {message}"),
+                }
                 self.push_fmt(format_args!("ERR plugin {plugin} failed: {message}\n"));
                 Action::Continue
             }
@@ -144,5 +193,20 @@ impl Session {
         use std::fmt::Write;
         // Writing to an in-memory string only fails if a `Display` impl does.
         let _ = self.out.write_fmt(args);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RateLimit;
+
+    #[test]
+    fn the_rate_limit_admits_one_event_then_counts() {
+        let limit = RateLimit::new();
+        assert_eq!(limit.admit(), Some(0));
+        assert_eq!(limit.admit(), None);
+        assert_eq!(limit.admit(), None);
+        std::thread::sleep(std::time::Duration::from_millis(1010));
+        assert_eq!(limit.admit(), Some(2));
     }
 }

@@ -135,6 +135,19 @@ impl Session {
                 line,
             };
         }
+        self.call(&dispatcher, route, text)
+    }
+
+    /// Runs a blocking hook here and now: for callers that are allowed to
+    /// block (the blocking pool, fuzzing, benchmarks).
+    pub fn call_here(&mut self, dispatcher: &Dispatcher, route: usize, line: &[u8]) -> Action {
+        match std::str::from_utf8(line) {
+            Ok(text) => self.call(dispatcher, route, text),
+            Err(_) => self.finish_call(Err(CallError::Failed("invalid UTF-8".into()))),
+        }
+    }
+
+    fn call(&mut self, dispatcher: &Dispatcher, route: usize, text: &str) -> Action {
         let result = dispatcher.call(
             route,
             text,
@@ -143,23 +156,6 @@ impl Session {
             self.id,
             &mut self.out,
         );
-        self.finish_call(result)
-    }
-
-    /// Runs a blocking hook here and now: for callers that are allowed to
-    /// block (the blocking pool, fuzzing, benchmarks).
-    pub fn call_here(&mut self, dispatcher: &Dispatcher, route: usize, line: &[u8]) -> Action {
-        let result = match std::str::from_utf8(line) {
-            Ok(text) => dispatcher.call(
-                route,
-                text,
-                &mut self.spans,
-                &self.peer,
-                self.id,
-                &mut self.out,
-            ),
-            Err(_) => Err(CallError::Failed("invalid UTF-8".into())),
-        };
         self.finish_call(result)
     }
 

@@ -154,3 +154,146 @@ fn a_plugin_name_cannot_escape_the_plugins_directory() {
         out.stderr
     );
 }
+
+/// `testkit`'s library copied into directory `dir` (created, then given
+/// `mode`) under the host's directory; returns the copy's path.
+fn library_in(start: &HostStart, dir: &str, mode: u32) -> std::path::PathBuf {
+    build(&["testkit"]);
+    let dir = start.dir().join(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("libtestkit.so");
+    std::fs::copy(plugin_path("testkit"), &file).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    file
+}
+
+/// A directory `dir` (created, then given `mode`) under the host's
+/// directory, holding `libtestkit.so` as a symbolic link to `target`.
+fn link_in(start: &HostStart, dir: &str, mode: u32, target: &Path) -> std::path::PathBuf {
+    let dir = start.dir().join(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(target, dir.join("libtestkit.so")).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    dir.canonicalize().unwrap()
+}
+
+#[test]
+fn a_link_in_a_directory_others_can_write_is_refused_though_its_target_is_safe() {
+    for (mode, by) in [(0o777, "all users"), (0o775, "its group")] {
+        let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
+        let target = library_in(&start, "build", 0o755);
+        // Whoever can write `plugins.d/` can repoint the link.
+        let links = link_in(&start, "plugins.d", mode, &target);
+        let out = start.run();
+        assert!(!out.status.success());
+        let expected = format!(
+            "refusing to load: directory {} is writable by {by} (mode {mode:o}); fix the \
+             permissions, or set `strict_modes = false` in the config to allow it",
+            links.display()
+        );
+        assert!(out.stderr.contains(&expected), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn a_link_to_the_build_output_loads() {
+    // Users symlink the library cargo built into the plugins directory; the
+    // target directory is checked all the way up, and here it is safe.
+    let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
+    build(&["testkit"]);
+    link_in(&start, "plugins.d", 0o755, &plugin_path("testkit"));
+    let host = start.spawn();
+    let (mut c, _) = Conn::open(host.addr());
+    assert_eq!(c.ask("ECHO linked"), "MSG linked");
+    assert!(host.terminate().success());
+}
+
+#[test]
+fn a_relative_link_between_safe_directories_loads() {
+    let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
+    library_in(&start, "build", 0o755);
+    link_in(
+        &start,
+        "plugins.d",
+        0o700,
+        Path::new("../build/libtestkit.so"),
+    );
+    let host = start.spawn();
+    let (mut c, _) = Conn::open(host.addr());
+    assert_eq!(c.ask("ECHO relative"), "MSG relative");
+}
+
+#[test]
+fn a_link_whose_target_directory_others_can_write_is_refused() {
+    let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
+    let target = library_in(&start, "shared", 0o777);
+    link_in(&start, "plugins.d", 0o755, &target);
+    let shared = target.parent().unwrap().canonicalize().unwrap();
+    let out = start.run();
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains(&format!(
+            "directory {} is writable by all users (mode 777)",
+            shared.display()
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_link_to_a_link_in_a_directory_others_can_write_is_refused() {
+    // plugins.d/libtestkit.so -> ../hop/libtestkit.so -> ../build/libtestkit.so:
+    // `hop` is neither on the configured path nor on the resolved one, but
+    // whoever can write it decides what gets loaded.
+    let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
+    library_in(&start, "build", 0o755);
+    let hop = link_in(&start, "hop", 0o777, Path::new("../build/libtestkit.so"));
+    link_in(
+        &start,
+        "plugins.d",
+        0o755,
+        Path::new("../hop/libtestkit.so"),
+    );
+    let out = start.run();
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains(&format!(
+            "directory {} is writable by all users (mode 777)",
+            hop.display()
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_ancestor_directory_others_can_write_is_refused() {
+    // a/ (0777) / b/ (0700) / libtestkit.so: the file's own directory is
+    // safe, but anyone can rename `a/b` away and put their own `b` there.
+    // The host's directory itself lies under the sticky /tmp, which passes.
+    let start = HostStart::new().config("[[plugin]]\npath = \"a/b/libtestkit.so\"\n");
+    library_in(&start, "a/b", 0o700);
+    let a = start.dir().join("a").canonicalize().unwrap();
+    std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = start.run();
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains(&format!(
+            "directory {} is writable by all users (mode 777)",
+            a.display()
+        )),
+        "{}",
+        out.stderr
+    );
+
+    // The same layout with `a` made safe loads.
+    let start = HostStart::new().config("[[plugin]]\npath = \"a/b/libtestkit.so\"\n");
+    library_in(&start, "a/b", 0o700);
+    let a = start.dir().join("a");
+    std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let host = start.spawn();
+    let (mut c, _) = Conn::open(host.addr());
+    assert_eq!(c.ask("ECHO nested"), "MSG nested");
+}

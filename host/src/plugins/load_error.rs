@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use abi_stable::library::LibraryError;
 
+use super::trust::TrustError;
 use crate::config::PluginEntry;
 
 /// A plugin that failed to load: which entry, which file, and why.
@@ -23,9 +24,10 @@ pub enum LoadErrorKind {
     #[error(
         "refusing to load: {reason}; fix the permissions, or set `strict_modes = false` in the config to allow it"
     )]
-    Untrusted { reason: String },
+    Untrusted { reason: TrustError },
+    /// Opening the library, or copying it into the runtime directory, failed.
     #[error("cannot make a private copy: {0}")]
-    Copy(String),
+    Copy(std::io::Error),
     #[error("not a loadable dynamic library: {0}")]
     NotALibrary(String),
     #[error(

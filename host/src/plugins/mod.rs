@@ -91,12 +91,15 @@ fn load_one(
 ) -> Result<LoadedPlugin, LoadError> {
     let file = locate::find(config, entry).map_err(|kind| LoadError::new(entry, None, kind))?;
     let fail = |kind| LoadError::new(entry, Some(&file), kind);
+    // Opened once: the checks and the copy both use this open file, so a
+    // path swapped in between cannot slip an unchecked library in.
+    let mut opened = private_copy::open(&file).map_err(|e| fail(LoadErrorKind::Copy(e)))?;
     if config.strict_modes {
-        trust::check(&file).map_err(|reason| fail(LoadErrorKind::Untrusted { reason }))?;
+        trust::check(&file, &opened).map_err(|reason| fail(LoadErrorKind::Untrusted { reason }))?;
     }
     let copy = runtime
-        .copy_in(&file, index)
-        .map_err(|e| fail(LoadErrorKind::Copy(e.to_string())))?;
+        .copy_in(&mut opened, &file, index)
+        .map_err(|e| fail(LoadErrorKind::Copy(e)))?;
     let root = open_root_module(&copy, &file).map_err(fail)?;
 
     let name = root.name().as_str().to_owned();

@@ -5,7 +5,8 @@
 //! The first input byte picks how the rest is cut into reads, so that line
 //! endings and over-long lines fall across read boundaries too. Invariants:
 //! nothing panics, the input buffer never holds more than one line's worth
-//! of bytes, and every request line gets at least one reply line.
+//! of bytes, and every request gets exactly one reply line (two for
+//! testkit's `TWO`), however its hook fails.
 
 #![no_main]
 
@@ -36,6 +37,10 @@ static DISPATCH: LazyLock<ArcSwap<Dispatcher>> = LazyLock::new(|| {
 });
 
 fn answer(session: &mut Session, frame: host::framing::Frame) -> bool {
+    let expected = match &frame {
+        host::framing::Frame::Line(line) if &line[..] == b"TWO" => 2,
+        _ => 1,
+    };
     let before = session.out.len();
     let action = match session.respond(frame, &DISPATCH) {
         // The only blocking hook sleeps for as long as the input says:
@@ -47,7 +52,9 @@ fn answer(session: &mut Session, frame: host::framing::Frame) -> bool {
         other => other,
     };
     let reply = &session.out.as_str()[before..];
-    assert!(reply.ends_with('\n') && reply.len() > 1, "no reply line: {reply:?}");
+    assert!(reply.ends_with('\n'), "reply cut short: {reply:?}");
+    assert_eq!(reply.matches('\n').count(), expected, "reply {reply:?}");
+    assert!(!reply.contains('\r'), "reply {reply:?}");
     session.out.clear();
     matches!(action, Action::Close)
 }

@@ -43,7 +43,13 @@ impl RateLimit {
     /// `Some(n)` if this event may be logged, `n` being how many were
     /// turned away since the last one; `None` if it may not.
     fn admit(&self) -> Option<u64> {
-        let now = self.start.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
+        let now = self.start.get_or_init(Instant::now).elapsed().as_millis() as u64;
+        self.admit_at(now)
+    }
+
+    /// [`RateLimit::admit`] at `now` milliseconds after the first event.
+    fn admit_at(&self, now: u64) -> Option<u64> {
+        let now = now + 1; // 0 stands for "never admitted"
         let last = self.last.load(Ordering::Relaxed);
         if (last == 0 || now >= last + 1000)
             && self
@@ -166,7 +172,7 @@ impl Session {
             Ok(outcome) if outcome.close => Action::Close,
             Ok(_) => Action::Continue,
             Err(CallError::Failed(message)) => {
-                self.push_fmt(format_args!("ERR {message}\n"));
+                self.push_line("ERR ", &message);
                 Action::Continue
             }
             Err(CallError::Panicked { plugin, message }) => {
@@ -179,10 +185,26 @@ impl Session {
                     ),
                     None => debug!(connection = self.id, plugin, "hook panicked: {message}"),
                 }
-                self.push_fmt(format_args!("ERR plugin {plugin} failed: {message}\n"));
+                self.push_line(&format!("ERR plugin {plugin} failed: "), &message);
                 Action::Continue
             }
         }
+    }
+
+    /// Appends `prefix` and `text` as exactly one line: a message from a
+    /// plugin (an `assert_eq!` panic, say) may hold line breaks, and each
+    /// would otherwise look like one more reply to a pipelining client.
+    fn push_line(&mut self, prefix: &str, text: &str) {
+        self.out.push_str(prefix);
+        let mut parts = text.split(['\r', '\n']).filter(|p| !p.is_empty());
+        if let Some(first) = parts.next() {
+            self.out.push_str(first);
+        }
+        for part in parts {
+            self.out.push(' ');
+            self.out.push_str(part);
+        }
+        self.out.push('\n');
     }
 
     fn push_fmt(&mut self, args: std::fmt::Arguments<'_>) {
@@ -197,12 +219,13 @@ mod tests {
     use super::RateLimit;
 
     #[test]
-    fn the_rate_limit_admits_one_event_then_counts() {
+    fn the_rate_limit_admits_one_event_a_second_then_counts() {
         let limit = RateLimit::new();
-        assert_eq!(limit.admit(), Some(0));
-        assert_eq!(limit.admit(), None);
-        assert_eq!(limit.admit(), None);
-        std::thread::sleep(std::time::Duration::from_millis(1010));
-        assert_eq!(limit.admit(), Some(2));
+        assert_eq!(limit.admit_at(0), Some(0));
+        assert_eq!(limit.admit_at(10), None);
+        assert_eq!(limit.admit_at(999), None);
+        assert_eq!(limit.admit_at(1000), Some(2));
+        assert_eq!(limit.admit_at(1500), None);
+        assert_eq!(limit.admit_at(5000), Some(1));
     }
 }

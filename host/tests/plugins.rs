@@ -145,3 +145,48 @@ fn a_slow_blocking_hook_does_not_delay_other_connections() {
         assert_eq!(s.line(), "MSG slept 2000");
     }
 }
+
+#[test]
+fn a_multi_line_panic_or_error_is_still_one_reply_line() {
+    let host = HostStart::new()
+        .config(format!("server_name = \"h\"\n{}", plugin_entry("testkit")))
+        .spawn();
+    let (mut c, _) = Conn::open(host.addr());
+    c.send("PANIC2\nFAIL2\nBADERR\nECHO after");
+    let panic = c.line();
+    assert!(
+        panic.starts_with(
+            "ERR plugin testkit failed: assertion `left == right` failed: a multi-line panic message"
+        ) && panic.contains(r#"right: "not this line""#),
+        "{panic:?}"
+    );
+    assert_eq!(c.line(), "ERR first line second line third line");
+    let bad = c.line();
+    assert!(
+        bad.starts_with("ERR plugin testkit failed: BadError cannot be displayed"),
+        "{bad:?}"
+    );
+    assert_eq!(c.line(), "MSG after", "replies are still in step");
+}
+
+#[test]
+fn a_plugin_that_panics_when_dropped_does_not_spoil_the_exit() {
+    let host = HostStart::new()
+        .config(format!(
+            "{}[plugin.settings]\npanic_on_drop = true\n",
+            plugin_entry("testkit")
+        ))
+        .spawn();
+    let (mut c, _) = Conn::open(host.addr());
+    assert_eq!(c.ask("ECHO x"), "MSG x");
+    drop(c);
+    assert!(host.terminate().success());
+    let check = HostStart::new()
+        .config(format!(
+            "{}[plugin.settings]\npanic_on_drop = true\n",
+            plugin_entry("testkit")
+        ))
+        .arg("--check")
+        .run();
+    assert!(check.status.success(), "{}", check.stderr);
+}

@@ -12,7 +12,9 @@ use crate::abi::{
     HookFailure, HookSpec, HostInfo, Outcome, PluginBox, PluginObject, PluginObject_TO, PluginRoot,
     PluginRoot_Ref, RequestFfi,
 };
-use crate::panic::catch;
+use std::mem::ManuallyDrop;
+
+use crate::panic::{catch, drop_quietly};
 use crate::{Hook, Host, Plugin, Reply, Request};
 
 /// The symbol name under which a library exports its [`LibHeader`]; this is
@@ -72,12 +74,26 @@ extern "C" fn init<P: Plugin>(
 
 /// A plugin together with its hooks, as the host calls it.
 struct Adapter<P: Plugin> {
-    plugin: P,
-    hooks: Vec<Hook<P>>,
+    /// Dropped by hand, under a panic guard: the host drops this object
+    /// through an `extern "C"` vtable entry, where unwinding would abort.
+    inner: ManuallyDrop<Inner<P>>,
     specs: RVec<HookSpec>,
     /// Capture-group names of each hook, resolved once here so that
     /// handlers can look groups up by name without the host's help.
     names: Vec<Vec<(String, usize)>>,
+}
+
+struct Inner<P: Plugin> {
+    plugin: P,
+    hooks: Vec<Hook<P>>,
+}
+
+impl<P: Plugin> Drop for Adapter<P> {
+    fn drop(&mut self) {
+        // SAFETY: `inner` is taken exactly once, here, and never used after.
+        let inner = unsafe { ManuallyDrop::take(&mut self.inner) };
+        drop_quietly(inner);
+    }
 }
 
 impl<P: Plugin> Adapter<P> {
@@ -104,8 +120,7 @@ impl<P: Plugin> Adapter<P> {
             })
             .collect();
         Adapter {
-            plugin,
-            hooks,
+            inner: ManuallyDrop::new(Inner { plugin, hooks }),
             specs,
             names,
         }
@@ -123,22 +138,26 @@ impl<P: Plugin> PluginObject for Adapter<P> {
         request: &RequestFfi<'_>,
         out: &mut RString,
     ) -> RResult<Outcome, HookFailure> {
-        let (Some(h), Some(names)) = (self.hooks.get(hook), self.names.get(hook)) else {
+        let (Some(h), Some(names)) = (self.inner.hooks.get(hook), self.names.get(hook)) else {
             return RErr(HookFailure::Error(format!("no hook number {hook}").into()));
         };
         let start = out.len();
+        // The error is turned into text inside the guard: its `Display`
+        // and `Drop` are plugin code too.
         let result = catch(|| {
             let mut reply = Reply::new(out);
             let req = Request::new(request, names);
-            (h.handler)(&self.plugin, &req, &mut reply).map(|()| reply.wants_close())
+            (h.handler)(&self.inner.plugin, &req, &mut reply)
+                .map(|()| reply.wants_close())
+                .map_err(|e| e.to_string())
         });
         // A failed handler's partial reply is dropped: the client gets the
         // error line alone.
         match result {
             Ok(Ok(close)) => ROk(Outcome { close }),
-            Ok(Err(e)) => {
+            Ok(Err(message)) => {
                 out.drain(start..);
-                RErr(HookFailure::Error(e.to_string().into()))
+                RErr(HookFailure::Error(message.into()))
             }
             Err(panic) => {
                 out.drain(start..);

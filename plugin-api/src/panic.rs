@@ -38,18 +38,38 @@ fn install_hook() {
 }
 
 /// Runs `f`, returning the panic message (with its location) if it panics.
+///
+/// Nothing here may unwind: the message is made, and the payload dropped,
+/// under `catch_unwind` too, because a payload's own `Drop` or `Display`
+/// can panic again.
 pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     install_hook();
+    LOCATION.with(|l| l.borrow_mut().take());
     let was = CATCHING.with(|c| c.replace(true));
     let result = std::panic::catch_unwind(AssertUnwindSafe(f));
-    CATCHING.with(|c| c.set(was));
-    result.map_err(|payload| {
-        let message = payload_message(payload.as_ref());
+    let result = result.map_err(|payload| {
+        let message =
+            std::panic::catch_unwind(AssertUnwindSafe(|| payload_message(payload.as_ref())))
+                .unwrap_or_else(|_| "panic whose message could not be read".to_owned());
+        if let Err(again) = std::panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            // A payload that panics while being dropped: give up on it.
+            std::mem::forget(again);
+        }
         match LOCATION.with(|l| l.borrow_mut().take()) {
             Some(at) => format!("{message} (at {at})"),
             None => message,
         }
-    })
+    });
+    CATCHING.with(|c| c.set(was));
+    result
+}
+
+/// Drops `value` without letting a panic in its `Drop` escape.
+pub(crate) fn drop_quietly<T>(value: T) {
+    if let Err(payload) = catch(move || drop(value)) {
+        // Nobody to report to from a destructor; the host carries on.
+        let _ = payload;
+    }
 }
 
 fn payload_message(payload: &(dyn Any + Send)) -> String {

@@ -13,6 +13,9 @@
 //! | `BYE`         | `MSG bye`, then the host closes        |
 //! | `TWO`         | two lines: `MSG one`, `MSG two`        |
 //! | `CTRL <bytes>`| `MSG <n> control bytes` (asks for C0 controls) |
+//! | `PANIC2`      | panics with a message of several lines  |
+//! | `FAIL2`       | returns an error whose message has several lines |
+//! | `BADERR`      | returns an error whose `Display` panics |
 
 use std::time::Duration;
 
@@ -34,6 +37,9 @@ pub struct Settings {
     /// Adds this many `NOOP<i>` hooks before the others (dispatch benchmarks).
     #[serde(default)]
     extra_hooks: usize,
+    /// Panic when the host drops the plugin (at exit).
+    #[serde(default)]
+    panic_on_drop: bool,
     /// Serve only the `NOOP<i>` hooks (dispatch benchmarks with an exact count).
     #[serde(default)]
     extra_only: bool,
@@ -89,6 +95,9 @@ impl Plugin for Testkit {
             Hook::new("BYE", Testkit::bye),
             Hook::new("TWO", Testkit::two),
             Hook::new(r"CTRL ([\x00-\x08\x0b-\x1f]+)", Testkit::ctrl),
+            Hook::new("PANIC2", Testkit::panic_lines),
+            Hook::new("FAIL2", Testkit::fail_lines),
+            Hook::new("BADERR", Testkit::bad_error),
         ]);
         hooks
     }
@@ -144,6 +153,19 @@ impl Testkit {
         Ok(())
     }
 
+    fn panic_lines(&self, req: &Request<'_>, _: &mut Reply<'_>) -> HookResult {
+        assert_eq!(req.line(), "not this line", "a multi-line panic message");
+        Ok(())
+    }
+
+    fn fail_lines(&self, _: &Request<'_>, _: &mut Reply<'_>) -> HookResult {
+        Err("first line\r\nsecond line\nthird line".into())
+    }
+
+    fn bad_error(&self, _: &Request<'_>, _: &mut Reply<'_>) -> HookResult {
+        Err(Box::new(BadError))
+    }
+
     fn ctrl(&self, req: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
         let n = req.group(1).map_or(0, str::len);
         reply.line(format_args!("MSG {n} control bytes"));
@@ -155,5 +177,25 @@ impl Testkit {
         Ok(())
     }
 }
+
+impl Drop for Testkit {
+    fn drop(&mut self) {
+        if self.settings.panic_on_drop {
+            panic!("testkit was told to panic when dropped");
+        }
+    }
+}
+
+/// An error that cannot even describe itself.
+#[derive(Debug)]
+struct BadError;
+
+impl std::fmt::Display for BadError {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        panic!("BadError cannot be displayed")
+    }
+}
+
+impl std::error::Error for BadError {}
 
 export_plugin!(Testkit);

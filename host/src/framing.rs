@@ -82,13 +82,13 @@ impl Decoder for LineDecoder {
                     return Ok(Some(Frame::Line(line)));
                 }
                 None if self.discarding => {
-                    buf.clear();
+                    drop_all_but_a_final_cr(buf);
                     self.scanned = 0;
                     return Ok(None);
                 }
                 // One byte of slack for a `\r` whose `\n` has not arrived yet.
                 None if buf.len() > self.max_length + 1 => {
-                    buf.clear();
+                    drop_all_but_a_final_cr(buf);
                     self.scanned = 0;
                     self.discarding = true;
                     return Ok(Some(Frame::TooLong));
@@ -117,6 +117,14 @@ fn find_ending(buf: &[u8], from: usize) -> Option<(usize, usize)> {
         at = i + 1;
     }
     None
+}
+
+/// Drops the buffered part of an over-long line, keeping a last `\r`:
+/// it may be the start of a telnet `\r\0` ending whose `\0` comes in
+/// the next read, and dropping it would swallow the next line too.
+fn drop_all_but_a_final_cr(buf: &mut BytesMut) {
+    let keep = usize::from(buf.last() == Some(&b'\r'));
+    buf.advance(buf.len() - keep);
 }
 
 fn strip_cr(line: &mut BytesMut) {
@@ -182,6 +190,24 @@ mod tests {
         assert_eq!(d.decode(&mut buf).unwrap(), None);
         assert!(buf.is_empty(), "discarded input must not be kept");
         buf.extend_from_slice(b"Q\nOK\n");
+        assert_eq!(d.decode(&mut buf).unwrap(), Some(line("OK")));
+    }
+
+    #[test]
+    fn a_telnet_ending_split_after_an_over_long_line_is_not_lost() {
+        let mut d = LineDecoder::new(4);
+        let mut buf = BytesMut::from(&b"ABCDEFG\r"[..]);
+        assert_eq!(d.decode(&mut buf).unwrap(), Some(Frame::TooLong));
+        buf.extend_from_slice(b"\0HI\r");
+        assert_eq!(d.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(b"\0");
+        assert_eq!(d.decode(&mut buf).unwrap(), Some(line("HI")));
+        // And while discarding across several reads.
+        let mut buf = BytesMut::from(&b"ABCDEFG"[..]);
+        assert_eq!(d.decode(&mut buf).unwrap(), Some(Frame::TooLong));
+        buf.extend_from_slice(b"HIJ\r");
+        assert_eq!(d.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(b"\0OK\n");
         assert_eq!(d.decode(&mut buf).unwrap(), Some(line("OK")));
     }
 

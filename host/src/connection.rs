@@ -81,30 +81,9 @@ impl Connection {
     pub async fn run(mut self, shutdown: CancellationToken) -> io::Result<End> {
         let end = self.serve(shutdown).await?;
         if end != End::ClientClosed {
-            self.linger().await;
+            linger(&mut self.stream).await;
         }
         Ok(end)
-    }
-
-    /// Closes our side after a last reply, then reads and drops whatever
-    /// the client still sends, for a moment. Closing a socket with unread
-    /// input makes the kernel send a reset, which can destroy the last
-    /// reply before the client reads it.
-    async fn linger(&mut self) {
-        if self.stream.shutdown().await.is_err() {
-            return;
-        }
-        let drain = async {
-            let mut scratch = [0u8; 1024];
-            let mut left = LINGER_BYTES;
-            while left > 0 {
-                match self.stream.read(&mut scratch).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => left = left.saturating_sub(n),
-                }
-            }
-        };
-        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
     }
 
     async fn serve(&mut self, shutdown: CancellationToken) -> io::Result<End> {
@@ -133,6 +112,11 @@ impl Connection {
                 // The idle clock restarts on complete lines only, so a
                 // client trickling bytes cannot hold the connection forever.
                 last_line = Instant::now();
+            } else if idle.is_some_and(|limit| last_line.elapsed() >= limit) {
+                // Checked here as well as by the timer: a client streaming
+                // one endless line keeps the socket readable, and readability
+                // wins the race below every time.
+                return self.close_idle(idle).await;
             }
             self.flush().await?;
             if self.input.is_empty() && self.input.capacity() > 0 {
@@ -183,25 +167,32 @@ impl Connection {
                         idle_timer.as_mut().reset(last_line + limit);
                         continue;
                     }
-                    self.session.out.push_str(&format!(
-                        "MSG Closing idle connection: no request for {} s\n",
-                        limit.as_secs()
-                    ));
-                    self.flush().await?;
-                    return Ok(End::Idle);
+                    return self.close_idle(idle).await;
                 }
             }
         }
     }
 
+    async fn close_idle(&mut self, idle: Option<Duration>) -> io::Result<End> {
+        let secs = idle.map_or(0, |d| d.as_secs());
+        self.session.out.push_str(&format!(
+            "MSG Closing idle connection: no request for {secs} s\n"
+        ));
+        self.flush().await?;
+        Ok(End::Idle)
+    }
+
     /// Reads what the socket holds into the input buffer, which is only
     /// allocated now that there is something to read.
     ///
-    /// A read that returns less than it had room for has drained the
-    /// socket, so readiness is cleared right away: otherwise the next wait
-    /// would return at once, and a second read would fail with
-    /// `WouldBlock`, one wasted system call per request. (Tokio tags
-    /// readiness with a tick, so data that arrives meanwhile is not lost.)
+    /// A read that returns less than it had room for, ending in a line
+    /// ending, has drained the socket, so readiness is cleared right away:
+    /// otherwise the next wait would return at once, and a second read would
+    /// fail with `WouldBlock`, one wasted system call per request. (Tokio
+    /// tags readiness with a tick, so data that arrives meanwhile is not
+    /// lost.) A short read that stops mid-line is not trusted: TCP stops a
+    /// read at an urgent mark (telnet's Synch) with more data queued behind
+    /// it, and no new wake-up would come for that data.
     fn read(&mut self) -> io::Result<usize> {
         self.input.reserve(READ_CHUNK);
         let room = self.input.capacity() - self.input.len();
@@ -210,7 +201,7 @@ impl Connection {
         let result = stream.try_io(Interest::READABLE, || {
             let n = stream.try_read_buf(input)?;
             got = Some(n);
-            if n > 0 && n < room {
+            if n > 0 && n < room && input.last() == Some(&b'\n') {
                 Err(io::ErrorKind::WouldBlock.into())
             } else {
                 Ok(())
@@ -251,7 +242,16 @@ impl Connection {
         let placeholder = Session::new(1, peer, self.session.id);
         let mut session = std::mem::replace(&mut self.session, placeholder);
         let joined = tokio::task::spawn_blocking(move || {
-            let action = session.call_here(&dispatcher, route, &line);
+            // Plugin panics are caught in the plugin; this guards the host's
+            // own code, so that the session, with the replies already
+            // waiting in it, always comes back.
+            let action = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                session.call_here(&dispatcher, route, &line)
+            }))
+            .unwrap_or_else(|_| {
+                session.out.push_str("ERR internal error\n");
+                Action::Continue
+            });
             (session, action)
         })
         .await;
@@ -260,8 +260,9 @@ impl Connection {
                 self.session = session;
                 action
             }
-            // Plugin panics are caught inside the call; this is the runtime
-            // shutting down under it. The session is gone with the task.
+            // Only reachable if the blocking task is cancelled, which tokio
+            // does not do to a running `spawn_blocking`; close rather than
+            // answer from the placeholder.
             Err(_) => Action::Close,
         }
     }
@@ -301,4 +302,25 @@ impl Connection {
             )),
         }
     }
+}
+
+/// Closes our side after a last message, then reads and drops whatever the
+/// client still sends, for a moment. Closing a socket with unread input
+/// makes the kernel send a reset, which can destroy the last message before
+/// the client reads it.
+pub async fn linger(stream: &mut TcpStream) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut scratch = [0u8; 1024];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }

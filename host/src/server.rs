@@ -12,12 +12,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::connection::Connection;
+use crate::connection::{Connection, linger};
 use crate::shared::Shared;
 
 /// Longest wait between accept attempts after errors such as running out
 /// of file descriptors.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+/// Refused clients being told `ERR server busy` at once.
+const MAX_REFUSALS: usize = 64;
 
 pub struct ServerSettings {
     pub max_connections: usize,
@@ -63,6 +65,7 @@ async fn accept_loop(
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
 ) {
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let mut backoff = Duration::from_millis(1);
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -82,7 +85,14 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let Ok(permit) = Arc::clone(limit).try_acquire_owned() else {
             warn!(%peer, "refusing connection: server busy");
-            tracker.spawn(refuse(stream));
+            // Telling a refused client why costs a task for up to a second;
+            // under a connection flood, past a bound, they are just closed.
+            if let Ok(refusing) = Arc::clone(&refusals).try_acquire_owned() {
+                tracker.spawn(async move {
+                    refuse(stream).await;
+                    drop(refusing);
+                });
+            }
             continue;
         };
         let connection = Connection::new(stream, peer.to_string().into(), Arc::clone(shared));
@@ -101,9 +111,12 @@ async fn accept_loop(
 
 /// Tells a client over the connection limit why it is being closed.
 async fn refuse(mut stream: TcpStream) {
-    let _ = tokio::time::timeout(
+    let told = tokio::time::timeout(
         Duration::from_secs(1),
         stream.write_all(b"ERR server busy\n"),
     )
     .await;
+    if matches!(told, Ok(Ok(()))) {
+        linger(&mut stream).await;
+    }
 }

@@ -246,3 +246,28 @@ fn one_client_panicking_under_load_disturbs_no_one() {
         c.join().expect("a client saw a wrong reply");
     }
 }
+
+#[test]
+fn a_client_streaming_one_endless_line_is_closed_when_idle() {
+    let host = host_with("idle_timeout_secs = 1");
+    let (mut c, _) = Conn::open(host.addr());
+    let mut stream = c.stream().try_clone().unwrap();
+    let start = Instant::now();
+    let streamer = std::thread::spawn(move || {
+        // As fast as the host takes it, never a newline; stops when closed.
+        let chunk = vec![b'x'; 64 * 1024];
+        while start.elapsed() < Duration::from_secs(10) {
+            if stream.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(c.line(), "ERR line too long (max 8192 bytes)");
+    assert_eq!(c.line(), "MSG Closing idle connection: no request for 1 s");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    streamer.join().unwrap();
+}

@@ -12,12 +12,22 @@ fn sigterm_finishes_requests_tells_clients_and_exits_zero() {
             plugin_entry("hello"),
             plugin_entry("testkit")
         ))
+        .arg("--log-level=debug")
         .spawn();
     let (mut idle, _) = Conn::open(host.addr());
     let (mut busy, _) = Conn::open(host.addr());
     assert_eq!(idle.ask("HELLO"), "MSG Hello from h");
     busy.send("SLEEP 1000");
-    std::thread::sleep(Duration::from_millis(200));
+    // Stop only once the host has taken the request (it logs each at debug).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !host.stderr().contains("request=\"SLEEP 1000\"") {
+        assert!(
+            Instant::now() < deadline,
+            "request never seen: {}",
+            host.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let start = Instant::now();
     host.signal(libc::SIGTERM);
 

@@ -21,6 +21,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 /// Default time given to connections to finish when the host stops.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+/// Longest accepted timeout: deadlines computed from it stay far from
+/// overflowing, and anything longer is a typo.
+const MAX_SECS: u64 = 30 * 24 * 3600;
 
 /// The file as written, before defaults and paths are resolved.
 #[derive(Debug, Deserialize)]
@@ -31,10 +34,10 @@ struct RawConfig {
     plugins_dir: Option<PathBuf>,
     max_line_length: Option<Spanned<usize>>,
     max_connections: Option<Spanned<usize>>,
-    idle_timeout_secs: Option<u64>,
-    shutdown_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<Spanned<u64>>,
+    shutdown_timeout_secs: Option<Spanned<u64>>,
     strict_modes: Option<bool>,
-    worker_threads: Option<usize>,
+    worker_threads: Option<Spanned<usize>>,
     #[serde(default, rename = "plugin")]
     plugins: Vec<Spanned<RawPlugin>>,
 }
@@ -164,6 +167,28 @@ impl Config {
             "max_connections",
             DEFAULT_MAX_CONNECTIONS,
         )?;
+        let worker_threads = match &raw.worker_threads {
+            None => None,
+            Some(_) => Some(positive(&raw.worker_threads, "worker_threads", 1)?),
+        };
+        let seconds = |v: &Option<Spanned<u64>>, key: &str, default: u64| match v {
+            None => Ok(default),
+            Some(s) if *s.get_ref() > MAX_SECS => Err(invalid(
+                Some(s.span()),
+                format!("key `{key}`: at most {MAX_SECS} (30 days)"),
+            )),
+            Some(s) => Ok(*s.get_ref()),
+        };
+        let idle_timeout_secs = seconds(
+            &raw.idle_timeout_secs,
+            "idle_timeout_secs",
+            DEFAULT_IDLE_TIMEOUT_SECS,
+        )?;
+        let shutdown_timeout_secs = seconds(
+            &raw.shutdown_timeout_secs,
+            "shutdown_timeout_secs",
+            DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+        )?;
 
         let mut plugins: Vec<PluginEntry> = Vec::with_capacity(raw.plugins.len());
         for entry in raw.plugins {
@@ -236,16 +261,13 @@ impl Config {
             plugins_dir: base.join(raw.plugins_dir.unwrap_or_else(|| "plugins.d".into())),
             max_line_length,
             max_connections,
-            idle_timeout: match raw.idle_timeout_secs.unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS) {
+            idle_timeout: match idle_timeout_secs {
                 0 => None,
                 s => Some(Duration::from_secs(s)),
             },
-            shutdown_timeout: Duration::from_secs(
-                raw.shutdown_timeout_secs
-                    .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
-            ),
+            shutdown_timeout: Duration::from_secs(shutdown_timeout_secs),
             strict_modes: raw.strict_modes.unwrap_or(true),
-            worker_threads: raw.worker_threads.filter(|&n| n > 0),
+            worker_threads,
             plugins,
         })
     }
@@ -349,6 +371,24 @@ mod tests {
         let c = parse("[[plugin]]\nname = \"t\"\n[plugin.settings]\nformat = \"%H\"\n").unwrap();
         assert_eq!(c.plugins[0].settings.trim(), "format = \"%H\"");
         assert_eq!(c.plugins[0].line, 2);
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_with_their_key() {
+        let err = parse("worker_threads = 0\n").unwrap_err().to_string();
+        assert!(
+            err.contains(":1:18: key `worker_threads`: must be at least 1"),
+            "{err}"
+        );
+        let err = parse("\nidle_timeout_secs = 99999999999\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(":2:21: key `idle_timeout_secs`: at most 2592000"),
+            "{err}"
+        );
+        assert_eq!(parse("worker_threads = 2").unwrap().worker_threads, Some(2));
+        assert_eq!(parse("").unwrap().worker_threads, None);
     }
 
     #[test]

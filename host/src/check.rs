@@ -29,7 +29,7 @@ pub fn report(config: &Config, dispatcher: &Dispatcher) -> String {
         for hook in &plugin.hooks {
             n += 1;
             let blocking = if hook.blocking { "  [blocking]" } else { "" };
-            let _ = writeln!(s, "       {n:>4}  {}{blocking}", hook.pattern);
+            let _ = writeln!(s, "       {n:>4}  {}{blocking}", hook.pattern.source);
         }
     }
     s

@@ -12,11 +12,25 @@
 
 use abi_stable::std_types::{RResult, RStr, RString};
 use plugin_api::abi::{HookFailure, Outcome, RequestFfi, Span};
-use regex::Regex;
 use regex_automata::meta;
 use regex_automata::{Input, MatchKind};
+use regex_syntax::hir::Hir;
 
 use crate::plugins::LoadedPlugin;
+
+/// The largest automaton the combined patterns may compile to. Each pattern
+/// alone is held to the `regex` crate's usual limit when its plugin loads;
+/// together, a thousand of them legitimately need more.
+const TABLE_SIZE_LIMIT: usize = 256 << 20;
+
+/// Why the dispatch table could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("the hooks of plugin `{plugin}` make the dispatch table too large: {source}")]
+pub struct TableError {
+    /// The plugin whose hooks, added to those before it, pass the limit.
+    pub plugin: String,
+    pub source: Box<meta::BuildError>,
+}
 
 /// The table of hooks the host serves; immutable once built, shared by
 /// every connection behind an `Arc`.
@@ -35,7 +49,8 @@ pub struct Dispatcher {
 pub struct Route {
     pub plugin: usize,
     pub hook: usize,
-    regex: Regex,
+    /// The hook's own anchored pattern, run for its capture groups.
+    captures: meta::Regex,
     /// Capture groups including group 0.
     groups: usize,
     pub blocking: bool,
@@ -61,31 +76,51 @@ pub enum CallError {
 
 impl Dispatcher {
     /// Builds the table from plugins loaded in config order.
-    pub fn new(plugins: Vec<LoadedPlugin>) -> Result<Dispatcher, Box<meta::BuildError>> {
+    pub fn new(plugins: Vec<LoadedPlugin>) -> Result<Dispatcher, TableError> {
         let mut routes = Vec::new();
-        let mut patterns = Vec::new();
+        let mut patterns: Vec<&Hir> = Vec::new();
         let mut control_routes = Vec::new();
-        let mut control_patterns = Vec::new();
+        let mut control_patterns: Vec<&Hir> = Vec::new();
+        // Where each plugin's patterns end, to name the culprit of a failure.
+        let mut ends = Vec::with_capacity(plugins.len());
         for (p, plugin) in plugins.iter().enumerate() {
             for (h, hook) in plugin.hooks.iter().enumerate() {
-                let anchored = crate::plugins::anchor(&hook.pattern);
-                if asks_for_control_characters(&hook.pattern) {
+                if asks_for_control_characters(&hook.pattern.source) {
                     control_routes.push(routes.len());
-                    control_patterns.push(anchored.clone());
+                    control_patterns.push(&hook.pattern.anchored);
                 }
-                patterns.push(anchored);
+                patterns.push(&hook.pattern.anchored);
                 routes.push(Route {
                     plugin: p,
                     hook: h,
-                    regex: hook.regex.clone(),
-                    groups: hook.regex.captures_len(),
+                    captures: hook.pattern.captures.clone(),
+                    groups: hook.pattern.groups(),
                     blocking: hook.blocking,
                 });
             }
+            ends.push(patterns.len());
         }
+        let culprit = |source: Box<meta::BuildError>| {
+            // Rebuild with one more plugin's hooks at a time: the first
+            // prefix that fails names the plugin to blame.
+            let index = ends
+                .iter()
+                .position(|&end| first_match_regex(&patterns[..end]).is_err())
+                .unwrap_or(plugins.len().saturating_sub(1));
+            TableError {
+                plugin: plugins
+                    .get(index)
+                    .map_or_else(String::new, |p| p.name.clone()),
+                source,
+            }
+        };
+        let all = first_match_regex(&patterns).map_err(culprit)?;
+        let control = first_match_regex(&control_patterns).map_err(culprit)?;
+        drop(patterns);
+        drop(control_patterns);
         Ok(Dispatcher {
-            all: first_match_regex(&patterns)?,
-            control: first_match_regex(&control_patterns)?,
+            all,
+            control,
             plugins,
             routes,
             control_routes,
@@ -133,10 +168,13 @@ impl Dispatcher {
                 end: line.len(),
             });
         } else {
-            let mut locations = route.regex.capture_locations();
-            route.regex.captures_read(&mut locations, line);
-            spans.extend((0..locations.len()).map(|i| match locations.get(i) {
-                Some((start, end)) => Span { start, end },
+            let mut captures = route.captures.create_captures();
+            route.captures.captures(Input::new(line), &mut captures);
+            spans.extend((0..route.groups).map(|i| match captures.get_group(i) {
+                Some(m) => Span {
+                    start: m.start,
+                    end: m.end,
+                },
                 None => Span::NONE,
             }));
         }
@@ -161,10 +199,14 @@ impl Dispatcher {
 }
 
 /// One regex for many anchored patterns, reporting the first that matches.
-fn first_match_regex(patterns: &[String]) -> Result<meta::Regex, Box<meta::BuildError>> {
+fn first_match_regex(patterns: &[&Hir]) -> Result<meta::Regex, Box<meta::BuildError>> {
     meta::Builder::new()
-        .configure(meta::Config::new().match_kind(MatchKind::LeftmostFirst))
-        .build_many(patterns)
+        .configure(
+            meta::Config::new()
+                .match_kind(MatchKind::LeftmostFirst)
+                .nfa_size_limit(Some(TABLE_SIZE_LIMIT)),
+        )
+        .build_many_from_hir(patterns)
         .map_err(Box::new)
 }
 
@@ -231,17 +273,25 @@ pub fn asks_for_control_characters(pattern: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn table(patterns: &[&str]) -> meta::Regex {
+        let hirs: Vec<Hir> = patterns
+            .iter()
+            .map(|p| crate::pattern::anchored(p).unwrap())
+            .collect();
+        first_match_regex(&hirs.iter().collect::<Vec<_>>()).unwrap()
+    }
+
     #[test]
     fn the_first_matching_pattern_wins() {
-        let patterns: Vec<String> = [r"A.*", "AB", r"\w+", "B", "", r"A\d+", "ABC|X"]
-            .iter()
-            .map(|p| crate::plugins::anchor(p))
-            .collect();
-        let re = first_match_regex(&patterns).unwrap();
+        let patterns = [r"A.*", "AB", r"\w+", "B", "", r"A\d+", "ABC|X"];
+        let re = table(&patterns);
         let naive = |line: &str| {
-            patterns
-                .iter()
-                .position(|p| regex::Regex::new(p).unwrap().is_match(line))
+            patterns.iter().position(|p| {
+                crate::pattern::HookPattern::compile(p)
+                    .unwrap()
+                    .captures
+                    .is_match(line)
+            })
         };
         for line in ["AB", "ABC", "B", "", "A12", "X", "x", "-", "AB C", "ZZ"] {
             assert_eq!(first_match(&re, line), naive(line), "{line:?}");
@@ -254,8 +304,7 @@ mod tests {
         let mut patterns: Vec<String> = (0..1000).map(|i| format!("NOOP{i}")).collect();
         patterns.push(r"NOOP\d+ (.*)".into());
         patterns.push("HELLO".into());
-        let anchored: Vec<String> = patterns.iter().map(|p| crate::plugins::anchor(p)).collect();
-        let re = first_match_regex(&anchored).unwrap();
+        let re = table(&patterns.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(first_match(&re, "NOOP0"), Some(0));
         assert_eq!(first_match(&re, "NOOP999"), Some(999));
         assert_eq!(first_match(&re, "NOOP99 x"), Some(1000));

@@ -10,6 +10,7 @@ pub mod config;
 pub mod connection;
 pub mod dispatch;
 pub mod framing;
+pub mod pattern;
 pub mod plugins;
 pub mod server;
 pub mod session;

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use abi_stable::library::lib_header_from_path;
 use abi_stable::std_types::{RResult, RStr};
 use plugin_api::abi::{HostInfo, PluginBox, PluginRoot_Ref};
-use regex::Regex;
 
 use crate::config::{Config, PluginEntry};
+use crate::pattern::HookPattern;
 pub use load_error::{LoadError, LoadErrorKind};
 pub use private_copy::RuntimeDir;
 
@@ -36,10 +36,7 @@ pub struct LoadedPlugin {
 
 /// One hook of a loaded plugin, its pattern compiled.
 pub struct LoadedHook {
-    /// The pattern as the plugin wrote it.
-    pub pattern: String,
-    /// The pattern anchored to match the whole line.
-    pub regex: Regex,
+    pub pattern: HookPattern,
     pub blocking: bool,
 }
 
@@ -133,16 +130,15 @@ impl LoadedPlugin {
             .into_iter()
             .enumerate()
             .map(|(i, spec)| {
-                let pattern = spec.pattern.into_string();
-                match anchored(&pattern) {
-                    Ok(regex) => Ok(LoadedHook {
+                let source = spec.pattern.into_string();
+                match HookPattern::compile(&source) {
+                    Ok(pattern) => Ok(LoadedHook {
                         pattern,
-                        regex,
                         blocking: spec.blocking,
                     }),
                     Err(e) => Err(LoadErrorKind::BadPattern {
                         hook: i + 1,
-                        pattern,
+                        pattern: source,
                         error: e.to_string(),
                     }),
                 }
@@ -156,16 +152,6 @@ impl LoadedPlugin {
             hooks,
         })
     }
-}
-
-/// Compiles `pattern` so that it must match the whole line.
-pub fn anchored(pattern: &str) -> Result<Regex, regex::Error> {
-    Regex::new(&anchor(pattern))
-}
-
-/// `pattern` wrapped so that it must match the whole line.
-pub fn anchor(pattern: &str) -> String {
-    format!(r"\A(?:{pattern})\z")
 }
 
 /// Opens the library at `copy` and checks its root module against this

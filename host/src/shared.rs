@@ -10,9 +10,10 @@ use crate::dispatch::Dispatcher;
 
 /// What every connection reads; cheap to reach from any task.
 pub struct Shared {
-    /// The dispatch table. Connections load it per batch of requests, so
-    /// storing a new table changes what later requests see without
-    /// touching any connection.
+    /// The dispatch table. Connections load it for each request rather
+    /// than keeping their own `Arc`, so that a table stored here later (a
+    /// reload) reaches every connection without touching any of them.
+    /// Nothing stores a new one yet.
     pub dispatch: ArcSwap<Dispatcher>,
     pub limits: Limits,
     next_connection_id: AtomicU64,

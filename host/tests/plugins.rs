@@ -4,6 +4,11 @@ use std::time::{Duration, Instant};
 
 use test_support::{Conn, HostStart, plugin_entry};
 
+/// A config loading plugin `name` with one line of settings.
+fn with_settings(name: &str, settings: &str) -> String {
+    format!("{}[plugin.settings]\n{settings}\n", plugin_entry(name))
+}
+
 #[test]
 fn several_plugins_load_as_distinct_libraries() {
     // If the loader handed back the first module for every library, `TIME`
@@ -47,10 +52,7 @@ fn config_order_decides_which_overlapping_hook_answers() {
 #[test]
 fn a_plugin_setting_reaches_the_plugin() {
     let host = HostStart::new()
-        .config(format!(
-            "{}[plugin.settings]\ngreeting = \"bonjour\"\n",
-            plugin_entry("testkit")
-        ))
+        .config(with_settings("testkit", "greeting = \"bonjour\""))
         .spawn();
     let (mut c, _) = Conn::open(host.addr());
     assert_eq!(c.ask("SETTING"), "MSG greeting=bonjour");
@@ -59,10 +61,7 @@ fn a_plugin_setting_reaches_the_plugin() {
 #[test]
 fn the_time_format_is_a_setting() {
     let host = HostStart::new()
-        .config(format!(
-            "{}[plugin.settings]\nformat = \"%Y\"\n",
-            plugin_entry("time")
-        ))
+        .config(with_settings("time", "format = \"%Y\""))
         .spawn();
     let (mut c, _) = Conn::open(host.addr());
     let reply = c.ask("TIME");
@@ -172,20 +171,14 @@ fn a_multi_line_panic_or_error_is_still_one_reply_line() {
 #[test]
 fn a_plugin_that_panics_when_dropped_does_not_spoil_the_exit() {
     let host = HostStart::new()
-        .config(format!(
-            "{}[plugin.settings]\npanic_on_drop = true\n",
-            plugin_entry("testkit")
-        ))
+        .config(with_settings("testkit", "panic_on_drop = true"))
         .spawn();
     let (mut c, _) = Conn::open(host.addr());
     assert_eq!(c.ask("ECHO x"), "MSG x");
     drop(c);
     assert!(host.terminate().success());
     let check = HostStart::new()
-        .config(format!(
-            "{}[plugin.settings]\npanic_on_drop = true\n",
-            plugin_entry("testkit")
-        ))
+        .config(with_settings("testkit", "panic_on_drop = true"))
         .arg("--check")
         .run();
     assert!(check.status.success(), "{}", check.stderr);

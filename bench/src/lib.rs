@@ -14,3 +14,12 @@ pub mod procfs;
 pub mod runtime;
 pub mod target;
 pub mod watchdog;
+
+/// Whether `error` comes from writing to a pipe whose reader has gone,
+/// which for a report on stdout means the user stopped reading, not a fault.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}

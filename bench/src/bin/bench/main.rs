@@ -16,6 +16,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // The reader went away (`bench ... | head`): nothing to say.
+        Err(e) if bench::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // `{:#}` gives the context chain on one line; a backtrace would
             // only bury the cause (bad address, refused connection) in noise.

@@ -1,6 +1,7 @@
 //! What a run found, printed as a table or as one JSON object.
 
 use std::io;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -104,30 +105,41 @@ impl LoadReport {
     }
 
     pub fn print(&self, json: bool) -> anyhow::Result<()> {
+        // Written, not `println!`ed: a closed pipe (`bench ... | head`)
+        // is an error to return, not a panic.
+        let mut out = std::io::stdout().lock();
         if json {
-            println!("{}", serde_json::to_string(self)?);
+            writeln!(out, "{}", serde_json::to_string(self)?)?;
             return Ok(());
         }
-        println!("target        {}  request {:?}", self.addr, self.request);
-        println!(
+        writeln!(
+            out,
+            "target        {}  request {:?}",
+            self.addr, self.request
+        )?;
+        writeln!(
+            out,
             "connections   {} open of {}, pipeline {}, {} thread(s)",
             self.connected, self.connections, self.pipeline, self.threads
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "requests      {} sent, {} replies in {:.2} s",
             self.requests, self.replies, self.elapsed_s
-        );
-        println!("throughput    {:.0} requests/s", self.rps);
-        println!(
+        )?;
+        writeln!(out, "throughput    {:.0} requests/s", self.rps)?;
+        writeln!(
+            out,
             "latency (us)  p50 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
             self.p50_us, self.p99_us, self.p999_us, self.max_us
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "errors        {} (mismatched replies {}, connect {}, connection {})",
             self.errors, self.mismatched, self.connect_errors, self.io_errors
-        );
+        )?;
         if let Some(e) = &self.first_error {
-            println!("first error   {e}");
+            writeln!(out, "first error   {e}")?;
         }
         Ok(())
     }
@@ -153,28 +165,33 @@ pub struct IdleReport {
 
 impl IdleReport {
     pub fn print(&self, json: bool) -> anyhow::Result<()> {
+        // Written, not `println!`ed: a closed pipe (`bench ... | head`)
+        // is an error to return, not a panic.
+        let mut out = std::io::stdout().lock();
         if json {
-            println!("{}", serde_json::to_string(self)?);
+            writeln!(out, "{}", serde_json::to_string(self)?)?;
             return Ok(());
         }
-        println!("target        {}", self.addr);
-        println!(
+        writeln!(out, "target        {}", self.addr)?;
+        writeln!(
+            out,
             "connections   {} opened of {} in {:.2} s, {} failed, {} closed by server",
             self.opened, self.connections, self.open_s, self.failed, self.closed_by_server
-        );
+        )?;
         if let (Some(pid), Some(rss)) = (self.rss_pid, self.rss_kib) {
             let before = self
                 .rss_before_kib
                 .map_or_else(|| "?".to_owned(), |k| k.to_string());
-            println!(
+            writeln!(
+                out,
                 "server rss    {rss} KiB with connections open (pid {pid}, {before} KiB before)"
-            );
+            )?;
         }
         if let Some(b) = self.bytes_per_conn {
-            println!("per conn      {b:.0} bytes");
+            writeln!(out, "per conn      {b:.0} bytes")?;
         }
         if let Some(e) = &self.first_error {
-            println!("first error   {e}");
+            writeln!(out, "first error   {e}")?;
         }
         Ok(())
     }

@@ -29,8 +29,12 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(report) => {
             if let Err(e) = report.print(args.json) {
-                eprintln!("soak: {e:#}");
-                return ExitCode::from(2);
+                if bench::is_broken_pipe(&e) {
+                    // The reader went away (`soak | head`): nothing to say.
+                } else {
+                    eprintln!("soak: {e:#}");
+                    return ExitCode::from(2);
+                }
             }
             if report.passed {
                 ExitCode::SUCCESS

@@ -1,6 +1,7 @@
 //! Counts of a soak run, per client and in total.
 
 use serde::Serialize;
+use std::io::Write as _;
 
 use crate::mix::{Kind, Verdict};
 
@@ -104,40 +105,52 @@ pub struct SoakReport {
 
 impl SoakReport {
     pub fn print(&self, json: bool) -> anyhow::Result<()> {
+        // Written, not `println!`ed: a closed pipe (`bench ... | head`)
+        // is an error to return, not a panic.
+        let mut out = std::io::stdout().lock();
         if json {
-            println!("{}", serde_json::to_string(self)?);
+            writeln!(out, "{}", serde_json::to_string(self)?)?;
             return Ok(());
         }
         let t = &self.tally;
-        println!("target            {}  clients {}", self.addr, self.clients);
-        println!(
+        writeln!(
+            out,
+            "target            {}  clients {}",
+            self.addr, self.clients
+        )?;
+        writeln!(
+            out,
             "requests          {} sent, {} replies in {:.1} s ({:.0}/s)",
             t.sent, self.replies, self.elapsed_s, self.rps
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "replies           ok {}, line too long {}, invalid UTF-8 {}, plugin failed {}, unexpected {}",
             t.ok, t.too_long, t.bad_utf8, t.plugin_failed, t.unexpected
-        );
-        println!("lost              {}", t.lost);
-        println!(
+        )?;
+        writeln!(out, "lost              {}", t.lost)?;
+        writeln!(
+            out,
             "connections       {} connect errors, {} rejected at greeting, {} broken",
             t.connect_errors, t.rejected, t.broken
-        );
+        )?;
         if let Some(pid) = self.host_pid {
             let kib = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |k| format!("{k} KiB"));
-            println!(
+            writeln!(
+                out,
                 "host memory       peak {} (VmHWM), largest RSS seen {} (pid {pid})",
                 kib(self.host_peak_rss_kib),
                 kib(self.host_max_rss_kib)
-            );
+            )?;
         }
         for s in &self.samples {
-            println!("example           {s}");
+            writeln!(out, "example           {s}")?;
         }
-        println!(
+        writeln!(
+            out,
             "result            {}",
             if self.passed { "PASS" } else { "FAIL" }
-        );
+        )?;
         Ok(())
     }
 }

@@ -182,19 +182,19 @@ load() {
 # --- servers ----------------------------------------------------------------
 
 max_conns=$((IDLE_CONNS + 1000))
-cat >"$work/host.toml" <<TOML
-server_name = "compare"
+# What both host configs share.
+host_settings="server_name = \"compare\"
 max_connections = $max_conns
-worker_threads = $HOST_WORKERS
+worker_threads = $HOST_WORKERS"
+cat >"$work/host.toml" <<TOML
+$host_settings
 [[plugin]]
 path = "$release/libhello.so"
 TOML
 hooks_ready=1
 if [[ -e $release/libtestkit.so ]]; then
     cat >"$work/host-hooks.toml" <<TOML
-server_name = "compare"
-max_connections = $max_conns
-worker_threads = $HOST_WORKERS
+$host_settings
 [[plugin]]
 path = "$release/libtestkit.so"
 [plugin.settings]

@@ -9,10 +9,12 @@
 mod build;
 mod conn;
 mod host;
+mod wait;
 
 pub use build::{artifact_dir, bin_path, build, plugin_entry, plugin_path};
 pub use conn::Conn;
 pub use host::{HostOutput, HostProcess, HostStart};
+pub use wait::{wait_bounded, wait_or_kill, wait_until};
 
 /// How long any single wait in a test may last before the test fails.
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(20);

@@ -6,12 +6,10 @@
 
 pub mod conn;
 pub mod duration;
-pub mod fdlimit;
 pub mod greeting;
 pub mod lines;
 pub mod pattern;
-pub mod procfs;
-pub mod runtime;
+pub mod rss;
 pub mod target;
 pub mod watchdog;
 

@@ -85,7 +85,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(port) = cli.port {
         config.listen.set_port(port);
     }
-    raise_open_files_limit();
+    // The default soft limit (often 1024) is far below `max_connections`.
+    if let Err(e) = process_setup::raise_open_files_limit() {
+        warn!("cannot raise the open files limit: {e}");
+    }
 
     let runtime_dir =
         RuntimeDir::create().context("cannot create a directory for plugin copies")?;
@@ -110,19 +113,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     // One worker is the single-threaded runtime: no work stealing, no
     // cross-thread wake-ups. Blocking hooks still get their own threads.
-    let mut builder = match config.worker_threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(n) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n);
-            b
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
-    };
-    let runtime = builder
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime =
+        process_setup::build_runtime(config.worker_threads).with_context(|| {
+            match config.worker_threads {
+                Some(n) => format!("worker_threads = {n} in {}", cli.config.display()),
+                None => "one worker thread per core".to_owned(),
+            }
+        })?;
     runtime.block_on(async {
         let signals = StopSignals::install().context("cannot catch SIGINT and SIGTERM")?;
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -153,23 +150,4 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     info!("stopped");
     drop(runtime_dir);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Lets the host hold as many sockets as the system allows this user:
-/// the default soft limit (often 1024) is far below `max_connections`.
-fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                warn!("cannot raise the open files limit");
-            }
-        }
-    }
 }

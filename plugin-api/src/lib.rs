@@ -54,12 +54,14 @@
 
 pub mod abi;
 mod export;
+mod file_name;
 mod panic;
 mod plugin;
 mod reply;
 mod request;
 
 pub use export::{ROOT_MODULE_EXPORT_NAME, instantiate, lib_header};
+pub use file_name::library_file_name;
 pub use plugin::{Hook, HookResult, Host, NoSettings, Plugin};
 pub use reply::Reply;
 pub use request::Request;

@@ -71,13 +71,7 @@ pub fn build(packages: &[&str]) {
 
 /// Path of the compiled plugin library of package `name` (`lib<name>.so` on Linux).
 pub fn plugin_path(name: &str) -> PathBuf {
-    let file = format!(
-        "{}{}{}",
-        std::env::consts::DLL_PREFIX,
-        name.replace('-', "_"),
-        std::env::consts::DLL_SUFFIX
-    );
-    artifact_dir().join(file)
+    artifact_dir().join(plugin_api::library_file_name(name))
 }
 
 /// Path of the workspace binary `name`.

@@ -221,12 +221,17 @@ impl HostProcess {
 
     /// Peak resident set size of the host so far, in KiB (Linux `VmHWM`).
     pub fn peak_rss_kib(&self) -> u64 {
-        proc_status_kib(self.child.id(), "VmHWM:")
+        self.status().and_then(|s| s.vmhwm).unwrap_or(0)
     }
 
     /// Current resident set size of the host, in KiB (Linux `VmRSS`).
     pub fn rss_kib(&self) -> u64 {
-        proc_status_kib(self.child.id(), "VmRSS:")
+        self.status().and_then(|s| s.vmrss).unwrap_or(0)
+    }
+
+    fn status(&self) -> Option<procfs::process::Status> {
+        let pid = i32::try_from(self.child.id()).ok()?;
+        procfs::process::Process::new(pid).ok()?.status().ok()
     }
 }
 
@@ -240,15 +245,6 @@ impl Drop for HostProcess {
             }
         }
     }
-}
-
-fn proc_status_kib(pid: u32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn read(path: &Path) -> String {

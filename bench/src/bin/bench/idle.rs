@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::bail;
 use bench::conn;
-use bench::procfs;
+use bench::rss;
 
 use crate::args::IdleArgs;
 use crate::report::IdleReport;
@@ -21,7 +21,7 @@ pub async fn run(args: &IdleArgs) -> anyhow::Result<IdleReport> {
         addr: addr.to_string(),
         connections: args.connections,
         rss_pid: args.rss_pid,
-        rss_before_kib: args.rss_pid.and_then(procfs::rss_kib),
+        rss_before_kib: args.rss_pid.and_then(rss::rss_kib),
         ..IdleReport::default()
     };
     if args.rss_pid.is_some() && report.rss_before_kib.is_none() {
@@ -58,7 +58,7 @@ pub async fn run(args: &IdleArgs) -> anyhow::Result<IdleReport> {
 
     let held_from = Instant::now();
     tokio::time::sleep(args.settle).await;
-    report.rss_kib = args.rss_pid.and_then(procfs::rss_kib);
+    report.rss_kib = args.rss_pid.and_then(rss::rss_kib);
     if let (Some(before), Some(after)) = (report.rss_before_kib, report.rss_kib)
         && report.opened > 0
     {

@@ -28,19 +28,19 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Err(e) = bench::fdlimit::raise_nofile() {
+    if let Err(e) = process_setup::raise_open_files_limit() {
         eprintln!("bench: warning: could not raise the open-file limit: {e}");
     }
     match cli.command {
         Some(Command::Idle(args)) => {
-            let runtime = bench::runtime::build(args.target.threads)?;
+            let runtime = process_setup::build_runtime(Some(args.target.threads))?;
             let report = runtime.block_on(idle::run(&args))?;
             report.print(args.target.json)?;
             Ok(ExitCode::SUCCESS)
         }
         None => {
             let args = cli.load;
-            let runtime = bench::runtime::build(args.target.threads)?;
+            let runtime = process_setup::build_runtime(Some(args.target.threads))?;
             let report = runtime.block_on(load::run(&args))?;
             report.print(args.target.json)?;
             Ok(if args.strict && report.errors > 0 {

@@ -53,7 +53,7 @@ fn run(args: &Args) -> anyhow::Result<SoakReport> {
     if args.clients == 0 || args.window == 0 {
         bail!("--clients and --window must be at least 1");
     }
-    match bench::fdlimit::raise_nofile() {
+    match process_setup::raise_open_files_limit() {
         Ok(limit) if (limit as usize) < args.clients + 64 => eprintln!(
             "soak: warning: open-file limit {limit} is below what {} clients need",
             args.clients
@@ -61,8 +61,8 @@ fn run(args: &Args) -> anyhow::Result<SoakReport> {
         Ok(_) => {}
         Err(e) => eprintln!("soak: warning: could not raise the open-file limit: {e}"),
     }
-    let threads = args.threads.unwrap_or_else(bench::runtime::cores);
-    let runtime = bench::runtime::build(threads)?;
+    let threads = args.threads.unwrap_or_else(process_setup::cores);
+    let runtime = process_setup::build_runtime(Some(threads))?;
     runtime.block_on(soak(args))
 }
 
@@ -109,7 +109,7 @@ async fn soak(args: &Args) -> anyhow::Result<SoakReport> {
             task.abort();
             let (hwm, rss) = peaks.read();
             // One last read: VmHWM only grows, so it is the true peak.
-            let last = args.host_pid.and_then(bench::procfs::peak_rss_kib);
+            let last = args.host_pid.and_then(bench::rss::peak_rss_kib);
             (last.max(hwm), rss)
         }
         None => (None, None),

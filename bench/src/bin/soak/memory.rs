@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bench::procfs;
+use bench::rss;
 
 /// How often the host's memory is sampled.
 const EVERY: Duration = Duration::from_millis(250);
@@ -27,10 +27,10 @@ pub fn watch(pid: u32) -> (Arc<Peaks>, tokio::task::JoinHandle<()>) {
         let mut tick = tokio::time::interval(EVERY);
         loop {
             tick.tick().await;
-            if let Some(k) = procfs::peak_rss_kib(pid) {
+            if let Some(k) = rss::peak_rss_kib(pid) {
                 shared.hwm_kib.fetch_max(k, Ordering::Relaxed);
             }
-            if let Some(k) = procfs::rss_kib(pid) {
+            if let Some(k) = rss::rss_kib(pid) {
                 shared.rss_kib.fetch_max(k, Ordering::Relaxed);
             }
         }

@@ -1,21 +1,19 @@
-//! Memory figures of another process, read from Linux `/proc/<pid>/status`.
+//! Memory figures of the server under test, from Linux `/proc/<pid>/status`.
+
+use procfs::process::{Process, Status};
 
 /// Current resident set size (`VmRSS`) of `pid` in KiB, if readable.
 pub fn rss_kib(pid: u32) -> Option<u64> {
-    status_kib(pid, "VmRSS:")
+    status(pid)?.vmrss
 }
 
 /// Peak resident set size (`VmHWM`) of `pid` in KiB, if readable.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
-    status_kib(pid, "VmHWM:")
+    status(pid)?.vmhwm
 }
 
-fn status_kib(pid: u32, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+fn status(pid: u32) -> Option<Status> {
+    Process::new(i32::try_from(pid).ok()?).ok()?.status().ok()
 }
 
 #[cfg(test)]

@@ -1,9 +1,0 @@
-//! Raising the open-file limit, since every connection costs a descriptor.
-
-/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the new soft limit.
-///
-/// The default soft limit (often 1024) is far below the thousands of sockets
-/// an idle or soak run opens, while the hard limit usually allows them.
-pub fn raise_nofile() -> std::io::Result<u64> {
-    rlimit::increase_nofile_limit(u64::MAX)
-}

@@ -9,27 +9,25 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Decoder;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::session::{Action, GREETING, SHUTTING_DOWN, Session};
+use crate::reply::Reply;
+use crate::session::{Action, Session};
 use crate::shared::Shared;
 
 /// Write replies out once this much is waiting, even mid-batch.
 const FLUSH_AT: usize = 64 * 1024;
 /// Free space kept in the input buffer before each read.
 const READ_CHUNK: usize = 4 * 1024;
-/// Stands for "no idle timeout": far enough not to matter, near enough not
-/// to overflow `Instant`.
-const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// After the host ends a connection: how long, and how much, it still reads
 /// and drops while the client learns that it is closed.
 const LINGER_TIME: Duration = Duration::from_millis(500);
@@ -86,37 +84,20 @@ impl Connection {
         Ok(end)
     }
 
+    /// Greets, then answers batches of lines until something ends the
+    /// connection. Every way out is found in [`Connection::answer_batch`]
+    /// or [`Connection::wait`] and said in [`Connection::finish`].
     async fn serve(&mut self, shutdown: CancellationToken) -> io::Result<End> {
-        self.session.out.push_str(GREETING);
+        Reply::Greeting.write_to(&mut self.session.out);
         self.flush().await?;
-        let idle = self.shared.limits.idle_timeout;
-        // Both futures live for the whole connection: creating them per
-        // request would register a timer and a shutdown waiter (each behind
-        // a lock shared by all connections) for every line.
+        // Both live for the whole connection: creating them per request
+        // would register a timer and a shutdown waiter (each behind a lock
+        // shared by all connections) for every line.
         let mut stopping = pin!(shutdown.cancelled());
-        let mut last_line = Instant::now();
-        let mut idle_timer = pin!(tokio::time::sleep_until(last_line + idle.unwrap_or(NEVER)));
-        loop {
-            let mut answered = false;
-            while let Some(frame) = self.session.decoder.decode(&mut self.input)? {
-                answered = true;
-                if self.answer(frame).await {
-                    self.flush().await?;
-                    return Ok(End::Closed);
-                }
-                if self.session.out.len() >= FLUSH_AT {
-                    self.flush().await?;
-                }
-            }
-            if answered {
-                // The idle clock restarts on complete lines only, so a
-                // client trickling bytes cannot hold the connection forever.
-                last_line = Instant::now();
-            } else if idle.is_some_and(|limit| last_line.elapsed() >= limit) {
-                // Checked here as well as by the timer: a client streaming
-                // one endless line keeps the socket readable, and readability
-                // wins the race below every time.
-                return self.close_idle(idle).await;
+        let mut idle = IdleClock::new(self.shared.limits.idle_timeout);
+        let end = loop {
+            if let Some(end) = self.answer_batch(&mut idle).await? {
+                break end;
             }
             self.flush().await?;
             if self.input.is_empty() && self.input.capacity() > 0 {
@@ -124,62 +105,98 @@ impl Connection {
                 // waiting client stays small.
                 self.input = BytesMut::new();
             }
-            if self.shared.is_stopping() {
-                // Checked here too: a client that keeps sending would
-                // otherwise always win the race below.
-                self.session.out.push_str(SHUTTING_DOWN);
-                self.flush().await?;
-                return Ok(End::Shutdown);
+            if let Some(end) = self.wait(stopping.as_mut(), &mut idle).await? {
+                break end;
             }
-            // Readability first: on the hot path it is the branch that is
-            // ready, and the others are then not polled at all.
-            // `poll_read_ready` uses the socket's single reader slot rather
-            // than a list of waiters.
-            tokio::select! {
-                biased;
-                ready = poll_fn(|cx| self.stream.poll_read_ready(cx)) => {
-                    ready?;
-                    match self.read() {
-                        Ok(0) => {
-                            // Answer a last line sent without a line ending,
-                            // for clients that half-close after writing.
-                            if let Some(frame) = self.session.decoder.finish(&mut self.input) {
-                                self.answer(frame).await;
-                                self.flush().await?;
-                            }
-                            return Ok(End::ClientClosed);
-                        }
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) => return Err(e),
-                    }
+        };
+        self.finish(end).await?;
+        Ok(end)
+    }
+
+    /// Answers every complete line received so far; `Some(End::Closed)` if
+    /// one of them closes the connection.
+    async fn answer_batch(&mut self, idle: &mut IdleClock) -> io::Result<Option<End>> {
+        let mut answered = false;
+        while let Some(frame) = self.session.decoder.decode(&mut self.input)? {
+            answered = true;
+            if self.answer(frame).await {
+                return Ok(Some(End::Closed));
+            }
+            if self.session.out.len() >= FLUSH_AT {
+                self.flush().await?;
+            }
+        }
+        if answered {
+            // The idle clock restarts on complete lines only, so a client
+            // trickling bytes cannot hold the connection forever.
+            idle.restart();
+        }
+        Ok(None)
+    }
+
+    /// Waits until more input has been read, or for what ends the
+    /// connection.
+    async fn wait(
+        &mut self,
+        stopping: Pin<&mut WaitForCancellationFuture<'_>>,
+        idle: &mut IdleClock,
+    ) -> io::Result<Option<End>> {
+        // Checked before waiting as well as raced below: a client that
+        // keeps sending (even one endless line) makes readability win the
+        // biased race every time, and would never see either.
+        if self.shared.is_stopping() {
+            return Ok(Some(End::Shutdown));
+        }
+        if idle.expired() {
+            return Ok(Some(End::Idle));
+        }
+        // Readability first: on the hot path it is the branch that is
+        // ready, and the others are then not polled at all.
+        // `poll_read_ready` uses the socket's single reader slot rather
+        // than a list of waiters.
+        tokio::select! {
+            biased;
+            ready = poll_fn(|cx| self.stream.poll_read_ready(cx)) => {
+                ready?;
+                match self.read() {
+                    Ok(0) => Ok(Some(End::ClientClosed)),
+                    Ok(_) => Ok(None),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                    Err(e) => Err(e),
                 }
-                () = &mut stopping => {
-                    self.session.out.push_str(SHUTTING_DOWN);
-                    self.flush().await?;
-                    return Ok(End::Shutdown);
-                }
-                () = &mut idle_timer => {
-                    // The timer is set lazily: it fires at the deadline of
-                    // an earlier line, and is moved on if lines came since.
-                    let Some(limit) = idle else { continue };
-                    if last_line.elapsed() < limit {
-                        idle_timer.as_mut().reset(last_line + limit);
-                        continue;
-                    }
-                    return self.close_idle(idle).await;
+            }
+            () = stopping => Ok(Some(End::Shutdown)),
+            () = idle.fired() => {
+                // The timer is set lazily: it fires at the deadline of an
+                // earlier line, and is moved on if lines came since.
+                if idle.expired() {
+                    Ok(Some(End::Idle))
+                } else {
+                    idle.rearm();
+                    Ok(None)
                 }
             }
         }
     }
 
-    async fn close_idle(&mut self, idle: Option<Duration>) -> io::Result<End> {
-        let secs = idle.map_or(0, |d| d.as_secs());
-        self.session.out.push_str(&format!(
-            "MSG Closing idle connection: no request for {secs} s\n"
-        ));
-        self.flush().await?;
-        Ok(End::Idle)
+    /// Sends what the way the connection ended calls for.
+    async fn finish(&mut self, end: End) -> io::Result<()> {
+        match end {
+            End::ClientClosed => {
+                // Answer a last line sent without a line ending, for
+                // clients that half-close after writing.
+                if let Some(frame) = self.session.decoder.finish(&mut self.input) {
+                    self.answer(frame).await;
+                }
+            }
+            End::Closed => {}
+            End::Idle => Reply::Idle {
+                secs: self.shared.limits.idle_timeout.map_or(0, |d| d.as_secs()),
+            }
+            .write_to(&mut self.session.out),
+            End::Shutdown => Reply::ShuttingDown.write_to(&mut self.session.out),
+        }
+        self.flush().await
     }
 
     /// Reads what the socket holds into the input buffer, which is only
@@ -249,7 +266,7 @@ impl Connection {
                 session.call_here(&dispatcher, route, &line)
             }))
             .unwrap_or_else(|_| {
-                session.out.push_str("ERR internal error\n");
+                Reply::InternalError.write_to(&mut session.out);
                 Action::Continue
             });
             (session, action)
@@ -323,4 +340,51 @@ pub async fn linger(stream: &mut TcpStream) {
         }
     };
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
+
+/// The idle limit of one connection: the time of its last complete line,
+/// and a timer that wakes the connection when the limit may have passed.
+struct IdleClock {
+    limit: Option<Duration>,
+    last_line: Instant,
+    /// Armed for `last_line + limit` of some earlier line; `None` without
+    /// a limit, so that an unlimited connection holds no timer at all.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl IdleClock {
+    fn new(limit: Option<Duration>) -> IdleClock {
+        let last_line = Instant::now();
+        IdleClock {
+            limit,
+            last_line,
+            timer: limit.map(|limit| Box::pin(tokio::time::sleep_until(last_line + limit))),
+        }
+    }
+
+    fn restart(&mut self) {
+        if self.limit.is_some() {
+            self.last_line = Instant::now();
+        }
+    }
+
+    fn expired(&self) -> bool {
+        self.limit
+            .is_some_and(|limit| self.last_line.elapsed() >= limit)
+    }
+
+    /// Moves the timer on to the current deadline.
+    fn rearm(&mut self) {
+        if let (Some(limit), Some(timer)) = (self.limit, self.timer.as_mut()) {
+            timer.as_mut().reset(self.last_line + limit);
+        }
+    }
+
+    /// Completes when the timer fires; never without a limit.
+    async fn fired(&mut self) {
+        match self.timer.as_mut() {
+            Some(timer) => timer.as_mut().await,
+            None => std::future::pending().await,
+        }
+    }
 }

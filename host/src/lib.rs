@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod framing;
 pub mod pattern;
 pub mod plugins;
+pub mod reply;
 pub mod server;
 pub mod session;
 pub mod shared;

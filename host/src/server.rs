@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::connection::{Connection, linger};
+use crate::reply::Reply;
 use crate::shared::Shared;
 
 /// Longest wait between accept attempts after errors such as running out
@@ -113,7 +114,7 @@ async fn accept_loop(
 async fn refuse(mut stream: TcpStream) {
     let told = tokio::time::timeout(
         Duration::from_secs(1),
-        stream.write_all(b"ERR server busy\n"),
+        stream.write_all(Reply::Busy.line().as_bytes()),
     )
     .await;
     if matches!(told, Ok(Ok(()))) {

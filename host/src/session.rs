@@ -13,11 +13,7 @@ use tracing::{debug, warn};
 
 use crate::dispatch::{CallError, Dispatcher, Target};
 use crate::framing::{Frame, LineDecoder};
-
-/// Sent to every client on connect, as the original program did.
-pub const GREETING: &str = "MSG Welcome aboard !\n";
-/// Sent to every client when the host stops.
-pub const SHUTTING_DOWN: &str = "MSG Server shutting down\n";
+use crate::reply::Reply;
 
 /// Panics are logged at most once a second: a client that keeps
 /// triggering one must not be able to flood the log.
@@ -70,7 +66,7 @@ pub enum Action {
     /// Send what is waiting, then close.
     Close,
     /// Run route `route` of `dispatcher` on `line` where blocking is
-    /// allowed, then hand the result to [`Session::finish_call`].
+    /// allowed, with [`Session::call_here`].
     Blocking {
         dispatcher: Arc<Dispatcher>,
         route: usize,
@@ -108,31 +104,22 @@ impl Session {
             Frame::Line(line) => line,
             Frame::TooLong => {
                 let max = self.decoder.max_length();
-                self.push_fmt(format_args!("ERR line too long (max {max} bytes)\n"));
-                return Action::Continue;
+                return self.reply(Reply::LineTooLong { max });
             }
         };
         let Ok(text) = std::str::from_utf8(&line) else {
-            self.out.push_str("ERR invalid UTF-8\n");
-            return Action::Continue;
+            return self.reply(Reply::InvalidUtf8);
         };
         debug!(connection = self.id, request = text, "request");
         if text == "CLOSE" {
-            self.out.push_str("CLOSE CONFIRM\n");
+            Reply::CloseConfirm.write_to(&mut self.out);
             return Action::Close;
         }
         let dispatcher = dispatch.load();
         let route = match dispatcher.target(text) {
             Target::Hook(route) => route,
-            Target::NotFound => {
-                self.out.push_str("MSG Command not found\n");
-                return Action::Continue;
-            }
-            Target::ControlCharacters => {
-                self.out
-                    .push_str("ERR control characters are not accepted\n");
-                return Action::Continue;
-            }
+            Target::NotFound => return self.reply(Reply::NotFound),
+            Target::ControlCharacters => return self.reply(Reply::ControlCharacters),
         };
         if dispatcher.route(route).blocking {
             return Action::Blocking {
@@ -171,10 +158,7 @@ impl Session {
         match result {
             Ok(outcome) if outcome.close => Action::Close,
             Ok(_) => Action::Continue,
-            Err(CallError::Failed(message)) => {
-                self.push_line("ERR ", &message);
-                Action::Continue
-            }
+            Err(CallError::Failed(message)) => self.reply(Reply::HookError { message: &message }),
             Err(CallError::Panicked { plugin, message }) => {
                 match PANIC_LOG.admit() {
                     Some(0) => warn!(connection = self.id, plugin, "hook panicked: {message}"),
@@ -185,32 +169,18 @@ impl Session {
                     ),
                     None => debug!(connection = self.id, plugin, "hook panicked: {message}"),
                 }
-                self.push_line(&format!("ERR plugin {plugin} failed: "), &message);
-                Action::Continue
+                self.reply(Reply::PluginFailed {
+                    plugin: &plugin,
+                    message: &message,
+                })
             }
         }
     }
 
-    /// Appends `prefix` and `text` as exactly one line: a message from a
-    /// plugin (an `assert_eq!` panic, say) may hold line breaks, and each
-    /// would otherwise look like one more reply to a pipelining client.
-    fn push_line(&mut self, prefix: &str, text: &str) {
-        self.out.push_str(prefix);
-        let mut parts = text.split(['\r', '\n']).filter(|p| !p.is_empty());
-        if let Some(first) = parts.next() {
-            self.out.push_str(first);
-        }
-        for part in parts {
-            self.out.push(' ');
-            self.out.push_str(part);
-        }
-        self.out.push('\n');
-    }
-
-    fn push_fmt(&mut self, args: std::fmt::Arguments<'_>) {
-        use std::fmt::Write;
-        // Writing to an in-memory string only fails if a `Display` impl does.
-        let _ = self.out.write_fmt(args);
+    /// Answers with one of the host's own lines; the connection goes on.
+    pub fn reply(&mut self, reply: Reply<'_>) -> Action {
+        reply.write_to(&mut self.out);
+        Action::Continue
     }
 }
 

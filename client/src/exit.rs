@@ -13,8 +13,7 @@ pub enum Exit {
     Ok = 0,
     /// Any other failure: bad local I/O, internal error.
     Other = 1,
-    /// The command line could not be parsed (clap's own code).
-    Usage = 2,
+    // 2: the command line could not be parsed; clap exits with it itself.
     /// Nobody answered at the address, or the connect timed out.
     CannotConnect = 3,
     /// The server closed the connection, or it broke, before the session was over.
@@ -32,8 +31,7 @@ impl Exit {
             Exit::ErrReply => 1,
             Exit::ConnectionLost => 2,
             Exit::CannotConnect => 3,
-            Exit::Usage => 4,
-            Exit::Other => 5,
+            Exit::Other => 4,
         };
         if rank(other) > rank(self) {
             other

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use test_support::{Conn, HostProcess, HostStart, plugin_entry};
 
-const MIB: u64 = 1024;
+/// RSS figures from `/proc` are in KiB.
+const MIB_IN_KIB: u64 = 1024;
 
 fn host_with(extra: &str) -> HostProcess {
     HostStart::new()
@@ -60,7 +61,7 @@ fn a_hundred_mib_without_newline_costs_no_memory() {
     assert_eq!(c.line(), "MSG Hello from h");
     let peak = host.peak_rss_kib();
     assert!(
-        peak.saturating_sub(before) < 16 * MIB,
+        peak.saturating_sub(before) < 16 * MIB_IN_KIB,
         "RSS grew from {before} KiB to a peak of {peak} KiB"
     );
 }
@@ -214,7 +215,7 @@ fn a_client_that_never_reads_is_not_buffered_for() {
     assert!(sent < 256 * 1024 * 1024, "{sent} bytes were taken");
     let grown = host.peak_rss_kib().saturating_sub(before);
     assert!(
-        grown < 16 * MIB,
+        grown < 16 * MIB_IN_KIB,
         "RSS grew by {grown} KiB for {sent} bytes of requests"
     );
     // Everybody else is still served.

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::args::LoadArgs;
 use crate::latency::{Latencies, Recorder};
-use crate::report::LoadReport;
+use crate::report::{ConnOutcome, LoadReport};
 
 /// Connection attempts in flight at once while setting up.
 const CONNECT_CONCURRENCY: usize = 256;
@@ -46,16 +46,6 @@ impl Plan {
             Err(_) => 0,
         }
     }
-}
-
-/// Counts of one connection's run.
-#[derive(Default)]
-pub struct ConnOutcome {
-    pub sent: u64,
-    pub matched: u64,
-    pub mismatched: u64,
-    pub first_mismatch: Option<String>,
-    pub error: Option<io::Error>,
 }
 
 pub async fn run(args: &LoadArgs) -> anyhow::Result<LoadReport> {

@@ -9,7 +9,16 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::args::LoadArgs;
-use crate::load::ConnOutcome;
+
+/// Counts of one connection's run.
+#[derive(Default)]
+pub struct ConnOutcome {
+    pub sent: u64,
+    pub matched: u64,
+    pub mismatched: u64,
+    pub first_mismatch: Option<String>,
+    pub error: Option<io::Error>,
+}
 
 #[derive(Debug, Serialize)]
 pub struct LoadReport {

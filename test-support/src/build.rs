@@ -41,13 +41,24 @@ pub fn build(packages: &[&str]) {
         .and_then(|n| n.to_str())
         .expect("profile directory name")
         .to_owned();
-    let target_dir = dir.parent().expect("target directory");
+    let parent = dir.parent().expect("target directory");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.arg("build")
-        .arg("--quiet")
-        .arg("--target-dir")
-        .arg(target_dir);
+    cmd.arg("build").arg("--quiet");
+    // Built with `--target` (as the sanitizer run is, to keep its flags away
+    // from proc macros), artifacts sit in `<target-dir>/<triple>/<profile>`:
+    // the nested build must name the same triple to use the same flags and
+    // directory. Cargo marks the target directory itself with CACHEDIR.TAG.
+    if parent.join("CACHEDIR.TAG").exists() {
+        cmd.arg("--target-dir").arg(parent);
+    } else {
+        let triple = parent.file_name().expect("target triple directory");
+        let target_dir = parent.parent().expect("target directory");
+        cmd.arg("--target-dir")
+            .arg(target_dir)
+            .arg("--target")
+            .arg(triple);
+    }
     match profile.as_str() {
         "debug" => {}
         "release" => {

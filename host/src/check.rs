@@ -1,16 +1,20 @@
 //! `host --check`: what the host would serve, in dispatch order.
+//!
+//! Names, versions and patterns come from the plugins and paths from the
+//! file system; all are escaped, so none can drive the terminal.
 
 use std::fmt::Write;
 
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
+use crate::plugins::escape;
 
 /// The report printed by `--check`.
 pub fn report(config: &Config, dispatcher: &Dispatcher) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "config: {}", config.file.display());
+    let _ = writeln!(s, "config: {}", escape::path(&config.file));
     let _ = writeln!(s, "listen: {}", config.listen);
-    let _ = writeln!(s, "server name: {}", config.server_name);
+    let _ = writeln!(s, "server name: {}", escape::text(&config.server_name));
     let _ = writeln!(s, "built in: CLOSE");
     let _ = writeln!(s, "plugins, in dispatch order:");
     if dispatcher.plugins().is_empty() {
@@ -22,14 +26,18 @@ pub fn report(config: &Config, dispatcher: &Dispatcher) -> String {
             s,
             "  {}. {} {} ({})",
             i + 1,
-            plugin.name,
-            plugin.version,
-            plugin.file.display()
+            escape::text(&plugin.name),
+            escape::text(&plugin.version),
+            escape::path(&plugin.file)
         );
         for hook in &plugin.hooks {
             n += 1;
             let blocking = if hook.blocking { "  [blocking]" } else { "" };
-            let _ = writeln!(s, "       {n:>4}  {}{blocking}", hook.pattern.source);
+            let _ = writeln!(
+                s,
+                "       {n:>4}  {}{blocking}",
+                escape::pattern(&hook.pattern.source)
+            );
         }
     }
     s

@@ -11,6 +11,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::plugins::escape;
+use crate::plugins::regular_file::{self, OpenError};
+use crate::plugins::trust::{self, TrustError};
+
 /// The port of the original program.
 pub const DEFAULT_PORT: u16 = 1991;
 /// Default longest request line, in bytes, without its line ending.
@@ -24,6 +28,14 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 /// Longest accepted timeout: deadlines computed from it stay far from
 /// overflowing, and anything longer is a typo.
 const MAX_SECS: u64 = 30 * 24 * 3600;
+/// Most connections: what tokio's semaphore, which counts them, can hold.
+pub const MAX_CONNECTIONS: usize = tokio::sync::Semaphore::MAX_PERMITS;
+/// Most worker threads. Far more than cores on any machine the host runs
+/// on, and far below what makes thread creation fail on a default system.
+pub const MAX_WORKER_THREADS: usize = 1024;
+/// Largest config file read. A config is a few KiB; this bounds the memory
+/// a wrong `--config` (a log, an image) can take.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// The file as written, before defaults and paths are resolved.
 #[derive(Debug, Deserialize)]
@@ -83,8 +95,12 @@ pub struct PluginEntry {
     pub optional: bool,
     /// The entry's `settings` table, as a TOML document for the plugin.
     pub settings: String,
-    /// Line of the entry in the config file, for messages.
+    /// Line and column of the entry's `name` or `path` value in the
+    /// config file, for messages.
     pub line: usize,
+    pub column: usize,
+    /// `"name"` or `"path"`: the key that names the library.
+    pub key: &'static str,
 }
 
 /// Where a plugin library comes from.
@@ -100,12 +116,30 @@ pub enum PluginSource {
 /// Why the config could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {}: {source}", file.display())]
+    // The cause is part of the message, not a `source`: printed as a
+    // chain, it would appear twice.
+    #[error("cannot read {}: {error}", escape::path(file))]
     Read {
         file: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{}:{line}:{column}: {message}", file.display())]
+    /// A directory, a FIFO, a device: reading those blocks or never ends.
+    #[error("cannot read {}: {kind}, not a regular file", escape::path(file))]
+    NotRegular { file: PathBuf, kind: &'static str },
+    #[error(
+        "cannot read {}: it is {size} bytes, more than a config may be ({MAX_CONFIG_BYTES})",
+        escape::path(file)
+    )]
+    TooLarge { file: PathBuf, size: u64 },
+    /// Like an untrusted plugin: the config names the libraries the host
+    /// runs, so whoever can write it chooses the host's code.
+    #[error(
+        "refusing to read config {}: {reason}; only this user or root may be able to change \
+         a config, since it chooses the code the host runs",
+        escape::path(file)
+    )]
+    Untrusted { file: PathBuf, reason: TrustError },
+    #[error("{}:{line}:{column}: {message}", escape::path(file))]
     Invalid {
         file: PathBuf,
         line: usize,
@@ -115,12 +149,46 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads and checks the config file.
+    /// Reads and checks the config file: a regular file of at most
+    /// [`MAX_CONFIG_BYTES`], which only this user or root can have
+    /// written, like a plugin library under `strict_modes` (always, since
+    /// the config is what sets `strict_modes`).
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        let read = |error| ConfigError::Read {
             file: file.to_owned(),
-            source,
+            error,
+        };
+        let opened = regular_file::open(file).map_err(|e| match e {
+            OpenError::Io(error) => read(error),
+            OpenError::NotRegular { kind } => ConfigError::NotRegular {
+                file: file.to_owned(),
+                kind,
+            },
         })?;
+        let size = opened.metadata().map_err(read)?.len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                file: file.to_owned(),
+                size,
+            });
+        }
+        trust::check(file, &opened).map_err(|reason| ConfigError::Untrusted {
+            file: file.to_owned(),
+            reason,
+        })?;
+        let mut text = String::new();
+        // Bounded again while reading: the file may grow after the fstat.
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(&opened, MAX_CONFIG_BYTES + 1),
+            &mut text,
+        )
+        .map_err(read)?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                file: file.to_owned(),
+                size: text.len() as u64,
+            });
+        }
         Config::parse(file, &text)
     }
 
@@ -149,27 +217,38 @@ impl Config {
             Some(l) => parse_listen(l.get_ref(), DEFAULT_PORT)
                 .map_err(|m| invalid(Some(l.span()), format!("key `listen`: {m}")))?,
         };
-        let positive = |v: &Option<Spanned<usize>>, key: &str, default: usize| match v {
+        let bounded = |v: &Option<Spanned<usize>>, key: &str, default: usize, max: usize| match v {
             None => Ok(default),
             Some(s) if *s.get_ref() == 0 => Err(invalid(
                 Some(s.span()),
                 format!("key `{key}`: must be at least 1"),
             )),
+            Some(s) if *s.get_ref() > max => Err(invalid(
+                Some(s.span()),
+                format!("key `{key}`: at most {max}"),
+            )),
             Some(s) => Ok(*s.get_ref()),
         };
-        let max_line_length = positive(
+        let max_line_length = bounded(
             &raw.max_line_length,
             "max_line_length",
             DEFAULT_MAX_LINE_LENGTH,
+            usize::MAX,
         )?;
-        let max_connections = positive(
+        let max_connections = bounded(
             &raw.max_connections,
             "max_connections",
             DEFAULT_MAX_CONNECTIONS,
+            MAX_CONNECTIONS,
         )?;
         let worker_threads = match &raw.worker_threads {
             None => None,
-            Some(_) => Some(positive(&raw.worker_threads, "worker_threads", 1)?),
+            Some(_) => Some(bounded(
+                &raw.worker_threads,
+                "worker_threads",
+                1,
+                MAX_WORKER_THREADS,
+            )?),
         };
         let seconds = |v: &Option<Spanned<u64>>, key: &str, default: u64| match v {
             None => Ok(default),
@@ -194,24 +273,36 @@ impl Config {
         for entry in raw.plugins {
             let entry_span = entry.span();
             let p = entry.into_inner();
-            let (source, label, span) = match (p.name, p.path) {
+            let (source, label, key, span) = match (p.name, p.path) {
                 (Some(name), None) => {
                     let n = name.get_ref();
                     if !is_plain_name(n) {
+                        let advice = match library_stem(n) {
+                            Some(stem) => format!(
+                                "write `name = \"{stem}\"`: the host adds `lib` and `.so` itself"
+                            ),
+                            None => "use `path = ...` for a library outside the plugins directory"
+                                .into(),
+                        };
                         return Err(invalid(
                             Some(name.span()),
                             format!(
                                 "plugin name {n:?} is not a plain name (letters, digits, `-`, `_`); \
-                                 use `path = ...` for a library outside the plugins directory"
+                                 {advice}"
                             ),
                         ));
                     }
-                    (PluginSource::Name(n.clone()), n.clone(), name.span())
+                    (
+                        PluginSource::Name(n.clone()),
+                        n.clone(),
+                        "name",
+                        name.span(),
+                    )
                 }
                 (None, Some(path)) => {
                     let resolved = base.join(path.get_ref());
                     let label = path.get_ref().display().to_string();
-                    (PluginSource::Path(resolved), label, path.span())
+                    (PluginSource::Path(resolved), label, "path", path.span())
                 }
                 (Some(name), Some(_)) => {
                     return Err(invalid(
@@ -229,12 +320,13 @@ impl Config {
                     ));
                 }
             };
-            let line = line_column(text, span.start).0;
+            let (line, column) = line_column(text, span.start);
             if let Some(first) = plugins.iter().find(|e| e.source == source) {
                 return Err(invalid(
                     Some(span),
                     format!(
-                        "plugin `{label}` is listed twice (first on line {})",
+                        "plugin `{}` is listed twice (first on line {})",
+                        escape::text(&label),
                         first.line
                     ),
                 ));
@@ -242,7 +334,10 @@ impl Config {
             let settings = match p.settings {
                 None => String::new(),
                 Some(table) => toml::to_string(&table).map_err(|e| {
-                    invalid(Some(span.clone()), format!("settings of `{label}`: {e}"))
+                    invalid(
+                        Some(span.clone()),
+                        format!("settings of `{}`: {e}", escape::text(&label)),
+                    )
                 })?,
             };
             plugins.push(PluginEntry {
@@ -251,6 +346,8 @@ impl Config {
                 optional: p.optional,
                 settings,
                 line,
+                column,
+                key,
             });
         }
 
@@ -293,6 +390,16 @@ fn is_plain_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// For a name written as a library file name (`libkv.so`, `kv.so`), the
+/// plain name that finds that file (`kv`).
+fn library_stem(name: &str) -> Option<&str> {
+    let stem = name.strip_suffix(std::env::consts::DLL_SUFFIX)?;
+    let stem = stem
+        .strip_prefix(std::env::consts::DLL_PREFIX)
+        .unwrap_or(stem);
+    is_plain_name(stem).then_some(stem)
 }
 
 fn default_server_name() -> String {
@@ -389,6 +496,35 @@ mod tests {
         );
         assert_eq!(parse("worker_threads = 2").unwrap().worker_threads, Some(2));
         assert_eq!(parse("").unwrap().worker_threads, None);
+    }
+
+    #[test]
+    fn limits_that_would_crash_the_host_are_refused() {
+        let err = parse("max_connections = 2305843009213693952\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(":1:19: key `max_connections`: at most 2305843009213693951"),
+            "{err}"
+        );
+        let err = parse("worker_threads = 1025\n").unwrap_err().to_string();
+        assert!(
+            err.contains(":1:18: key `worker_threads`: at most 1024"),
+            "{err}"
+        );
+        assert_eq!(
+            parse("worker_threads = 1024").unwrap().worker_threads,
+            Some(1024)
+        );
+    }
+
+    #[test]
+    fn a_library_file_name_given_as_name_gets_the_plain_name_suggested() {
+        assert_eq!(library_stem("libkv.so"), Some("kv"));
+        assert_eq!(library_stem("kv.so"), Some("kv"));
+        assert_eq!(library_stem("my_kv-2.so"), Some("my_kv-2"));
+        assert_eq!(library_stem("../libkv.so"), None);
+        assert_eq!(library_stem("kv"), None);
     }
 
     #[test]

@@ -16,7 +16,8 @@ use regex_automata::meta;
 use regex_automata::{Input, MatchKind};
 use regex_syntax::hir::Hir;
 
-use crate::plugins::LoadedPlugin;
+use crate::pattern::explain_build_error;
+use crate::plugins::{LoadedPlugin, escape};
 
 /// The largest automaton the combined patterns may compile to. Each pattern
 /// alone is held to the `regex` crate's usual limit when its plugin loads;
@@ -25,11 +26,16 @@ const TABLE_SIZE_LIMIT: usize = 256 << 20;
 
 /// Why the dispatch table could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("the hooks of plugin `{plugin}` make the dispatch table too large: {source}")]
+#[error(
+    "the hooks of plugin `{}` make the dispatch table too large: {}",
+    escape::text(plugin),
+    explain_build_error(error)
+)]
 pub struct TableError {
     /// The plugin whose hooks, added to those before it, pass the limit.
     pub plugin: String,
-    pub source: Box<meta::BuildError>,
+    /// Part of the message, not a `source`, so that it is printed once.
+    pub error: Box<meta::BuildError>,
 }
 
 /// The table of hooks the host serves; immutable once built, shared by
@@ -111,7 +117,7 @@ impl Dispatcher {
                 plugin: plugins
                     .get(index)
                     .map_or_else(String::new, |p| p.name.clone()),
-                source,
+                error: source,
             }
         };
         let all = first_match_regex(&patterns).map_err(culprit)?;

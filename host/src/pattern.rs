@@ -14,8 +14,46 @@ use regex_syntax::hir::{Hir, Look};
 pub enum PatternError {
     #[error("{0}")]
     Syntax(#[from] Box<regex_syntax::Error>),
-    #[error("{0}")]
+    #[error("{}", explain_pattern_error(.0))]
     Build(#[from] Box<meta::BuildError>),
+}
+
+fn explain_pattern_error(err: &meta::BuildError) -> String {
+    if err.size_limit().is_some() {
+        format!(
+            "the pattern is too large: {}; use smaller repetition counts (`{{1000}}`, not \
+             `{{1000000}}`) or fewer alternatives",
+            explain_build_error(err)
+        )
+    } else {
+        explain_build_error(err)
+    }
+}
+
+/// What went wrong building an automaton, in words: the regex crate says
+/// only "error building NFA" when patterns compile too large.
+pub fn explain_build_error(err: &meta::BuildError) -> String {
+    match err.size_limit() {
+        Some(limit) => format!(
+            "compiled, it would pass the regex engine's size limit of {}",
+            bytes(limit)
+        ),
+        None => match std::error::Error::source(err) {
+            Some(cause) => format!("{err}: {cause}"),
+            None => err.to_string(),
+        },
+    }
+}
+
+/// `n` bytes in the largest binary unit that divides it.
+fn bytes(n: usize) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
 }
 
 /// One hook's pattern: its text, its anchored form, and a regex for its
@@ -88,6 +126,13 @@ mod tests {
         let p = "(?x) GREET \\  (\\w+)   # a name\n";
         assert!(whole(p, "GREET ada"));
         assert!(!whole(p, "GREET ada!"));
+    }
+
+    #[test]
+    fn a_pattern_too_large_says_so_and_names_the_limit() {
+        let err = HookPattern::compile("a{1000000}").unwrap_err().to_string();
+        assert!(err.starts_with("the pattern is too large"), "{err}");
+        assert!(err.contains("size limit of 10 MiB"), "{err}");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Where a plugin's library file is.
 
+use std::io;
 use std::path::PathBuf;
 
 use crate::config::{Config, PluginEntry, PluginSource};
 
-use super::LoadErrorKind;
+use super::{LoadErrorKind, regular_file};
 
 /// The file of `entry`: its explicit path, or for a name, the first of
 /// `lib<name>.so` in the plugins directory and beside the host executable.
@@ -12,17 +13,13 @@ use super::LoadErrorKind;
 /// The second place is what lets `cargo build` followed by
 /// `target/release/host` find the bundled plugins, which cargo puts next to
 /// the host binary, without copying anything.
+///
+/// The first place where something exists decides: a directory or a FIFO
+/// there is reported as what it is, not skipped, so that what the host
+/// loads never depends on a mistake it kept quiet about.
 pub fn find(config: &Config, entry: &PluginEntry) -> Result<PathBuf, LoadErrorKind> {
-    match &entry.source {
-        PluginSource::Path(path) => {
-            if path.is_file() {
-                Ok(path.clone())
-            } else {
-                Err(LoadErrorKind::NotFound {
-                    looked: vec![path.clone()],
-                })
-            }
-        }
+    let looked = match &entry.source {
+        PluginSource::Path(path) => vec![path.clone()],
         PluginSource::Name(name) => {
             let file = library_file_name(name);
             let mut looked = vec![config.plugins_dir.join(&file)];
@@ -32,12 +29,29 @@ pub fn find(config: &Config, entry: &PluginEntry) -> Result<PathBuf, LoadErrorKi
             {
                 looked.push(dir.join(&file));
             }
-            match looked.iter().find(|p| p.is_file()) {
-                Some(found) => Ok(found.clone()),
-                None => Err(LoadErrorKind::NotFound { looked }),
+            looked
+        }
+    };
+    for path in &looked {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => return Ok(path.clone()),
+            Ok(meta) => {
+                return Err(LoadErrorKind::NotRegular {
+                    path: path.clone(),
+                    kind: regular_file::kind(meta.file_type()),
+                });
             }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) => {}
+            // Something is there but cannot be examined (no permission,
+            // a link loop): opening it reports why, naming the file.
+            Err(_) => return Ok(path.clone()),
         }
     }
+    Err(LoadErrorKind::NotFound { looked })
 }
 
 /// The platform's file name for library `name`: `libname.so` on Linux.

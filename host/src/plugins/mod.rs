@@ -7,11 +7,18 @@
 //! per root-module *type* for the whole process, so every plugin after the
 //! first would silently be the first one again.
 
+mod api_version;
+pub mod escape;
+mod leftovers;
 mod load_error;
 mod locate;
 mod private_copy;
-mod trust;
+pub mod regular_file;
+pub mod trust;
 
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::lib_header_from_path;
@@ -20,8 +27,8 @@ use plugin_api::abi::{HostInfo, PluginBox, PluginRoot_Ref};
 
 use crate::config::{Config, PluginEntry};
 use crate::pattern::HookPattern;
-pub use load_error::{LoadError, LoadErrorKind};
-pub use private_copy::RuntimeDir;
+pub use load_error::{LoadError, LoadErrorKind, SameFile};
+pub use private_copy::{PrivateCopy, RuntimeDir};
 
 /// A plugin that loaded and started.
 pub struct LoadedPlugin {
@@ -57,27 +64,76 @@ pub fn load_all(config: &Config, runtime: &RuntimeDir) -> LoadReport {
         skipped: Vec::new(),
         errors: Vec::new(),
     };
+    // Each library file opened so far, by device and inode, with the entry
+    // that named it: the same file under another path (a link, a `..`) is
+    // recognised before it is copied, not after a copy per entry.
+    let mut seen: HashMap<(u64, u64), &PluginEntry> = HashMap::new();
     for (index, entry) in config.plugins.iter().enumerate() {
-        let result = load_one(config, entry, index, runtime).and_then(|plugin| {
-            match report.plugins.iter().find(|p| p.name == plugin.name) {
-                Some(other) => Err(LoadError::new(
-                    entry,
-                    Some(&plugin.file),
-                    LoadErrorKind::DuplicateName {
-                        name: plugin.name.clone(),
-                        other: other.file.clone(),
-                    },
-                )),
-                None => Ok(plugin),
-            }
-        });
+        let result = open_one(config, entry, &mut seen)
+            .and_then(|(file, opened)| load_one(config, entry, index, runtime, file, opened))
+            .and_then(
+                |plugin| match report.plugins.iter().find(|p| p.name == plugin.name) {
+                    Some(other) => Err(LoadError::new(
+                        entry,
+                        Some(&plugin.file),
+                        LoadErrorKind::DuplicateName {
+                            name: plugin.name.clone(),
+                            other: other.file.clone(),
+                        },
+                    )),
+                    None => Ok(plugin),
+                },
+            );
         match result {
             Ok(plugin) => report.plugins.push(plugin),
-            Err(e) if entry.optional => report.skipped.push(e),
+            // A file listed twice is a mistake in the config, not a plugin
+            // that failed: `optional` does not cover it.
+            Err(e) if entry.optional && !matches!(e.kind, LoadErrorKind::SameFile(_)) => {
+                report.skipped.push(e)
+            }
             Err(e) => report.errors.push(e),
         }
     }
     report
+}
+
+/// Finds and opens the library of `entry`, once: the checks, the copy and
+/// the duplicate test all use this open file, so a path swapped in between
+/// cannot slip an unchecked library in.
+fn open_one<'c>(
+    config: &Config,
+    entry: &'c PluginEntry,
+    seen: &mut HashMap<(u64, u64), &'c PluginEntry>,
+) -> Result<(PathBuf, File), LoadError> {
+    let file = locate::find(config, entry).map_err(|kind| LoadError::new(entry, None, kind))?;
+    let fail = |kind| LoadError::new(entry, Some(&file), kind);
+    let opened = regular_file::open(&file).map_err(|e| {
+        fail(match e {
+            regular_file::OpenError::Io(e) => LoadErrorKind::Open(e),
+            regular_file::OpenError::NotRegular { kind } => LoadErrorKind::NotRegular {
+                path: file.clone(),
+                kind,
+            },
+        })
+    })?;
+    let meta = opened
+        .metadata()
+        .map_err(|e| fail(LoadErrorKind::Open(e)))?;
+    if let Some(first) = seen.insert((meta.dev(), meta.ino()), entry) {
+        // Keep the first entry as the one later duplicates are named after.
+        seen.insert((meta.dev(), meta.ino()), first);
+        return Err(fail(LoadErrorKind::SameFile(Box::new(SameFile {
+            config: config.file.clone(),
+            line: entry.line,
+            column: entry.column,
+            key: entry.key,
+            label: entry.label.clone(),
+            first_label: first.label.clone(),
+            first_line: first.line,
+            file: file.clone(),
+        }))));
+    }
+    Ok((file, opened))
 }
 
 fn load_one(
@@ -85,12 +141,10 @@ fn load_one(
     entry: &PluginEntry,
     index: usize,
     runtime: &RuntimeDir,
+    file: PathBuf,
+    mut opened: File,
 ) -> Result<LoadedPlugin, LoadError> {
-    let file = locate::find(config, entry).map_err(|kind| LoadError::new(entry, None, kind))?;
     let fail = |kind| LoadError::new(entry, Some(&file), kind);
-    // Opened once: the checks and the copy both use this open file, so a
-    // path swapped in between cannot slip an unchecked library in.
-    let mut opened = private_copy::open(&file).map_err(|e| fail(LoadErrorKind::Copy(e)))?;
     if config.strict_modes {
         trust::check(&file, &opened).map_err(|reason| fail(LoadErrorKind::Untrusted { reason }))?;
     }
@@ -154,12 +208,18 @@ impl LoadedPlugin {
     }
 }
 
-/// Opens the library at `copy` and checks its root module against this
+/// Opens the private `copy` and checks its root module against this
 /// host's `plugin-api`; errors speak of `file`, the user's file.
-fn open_root_module(copy: &Path, file: &Path) -> Result<PluginRoot_Ref, LoadErrorKind> {
+///
+/// The copy is opened by `/proc/self/fd/N` of the file the host wrote:
+/// abi_stable and the dynamic loader take a path, and this one cannot be
+/// made to name another file.
+fn open_root_module(copy: &PrivateCopy, file: &Path) -> Result<PluginRoot_Ref, LoadErrorKind> {
+    let loaded = &copy.load_path;
     let header =
-        lib_header_from_path(copy).map_err(|e| LoadErrorKind::from_library(e, copy, file))?;
+        lib_header_from_path(loaded).map_err(|e| LoadErrorKind::from_library(e, loaded, file))?;
+    api_version::check(header.root_mod_consts())?;
     header
         .init_root_module::<PluginRoot_Ref>()
-        .map_err(|e| LoadErrorKind::from_library(e, copy, file))
+        .map_err(|e| LoadErrorKind::from_library(e, loaded, file))
 }

@@ -1,6 +1,6 @@
-//! Refusing plugin files that someone else could have written, in the
-//! spirit of OpenSSH's `StrictModes`: loading a library runs its code with
-//! the host's rights.
+//! Refusing plugin files and configs that someone else could have written,
+//! in the spirit of OpenSSH's `StrictModes`: loading a library runs its
+//! code with the host's rights, and the config decides which libraries.
 //!
 //! Two things must be out of other users' reach: the library file itself,
 //! and every directory that decides which file its path names. The file is
@@ -18,6 +18,8 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
+use super::escape;
+
 /// Why a plugin file cannot be trusted. The wording is the user's: the
 /// README quotes it and tests match it.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +27,7 @@ pub enum TrustError {
     #[error(
         "{} {} belongs to user id {uid}, not to this user ({me}) or root",
         what(*is_dir),
-        path.display()
+        escape::path(path)
     )]
     WrongOwner {
         path: PathBuf,
@@ -33,7 +35,7 @@ pub enum TrustError {
         uid: u32,
         me: u32,
     },
-    #[error("{} {} is writable by {by} (mode {mode:o})", what(*is_dir), path.display())]
+    #[error("{} {} is writable by {by} (mode {mode:o})", what(*is_dir), escape::path(path))]
     Writable {
         path: PathBuf,
         is_dir: bool,
@@ -42,12 +44,12 @@ pub enum TrustError {
         /// The permission bits, sticky bit included.
         mode: u32,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", escape::path(path))]
     Unreadable { path: PathBuf, source: io::Error },
     /// The path no longer names the file that was opened: it was replaced
     /// while being checked, which only this user or root could have done
     /// once every directory on the way passed.
-    #[error("{} was replaced while it was being checked", path.display())]
+    #[error("{} was replaced while it was being checked", escape::path(path))]
     Replaced { path: PathBuf },
 }
 
@@ -58,7 +60,7 @@ fn what(is_dir: bool) -> &'static str {
 /// Most symbolic links followed while resolving one path; Linux's limit.
 const MAX_LINKS: usize = 40;
 
-/// Checks the library `opened` from the path `file`: the file, and every
+/// Checks the file `opened` from the path `file`: the file, and every
 /// directory on the way to it, must belong to the host's user or to root
 /// and must not be writable by group or others (a directory with the
 /// sticky bit, like `/tmp`, may be).

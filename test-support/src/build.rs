@@ -20,6 +20,22 @@ pub fn artifact_dir() -> PathBuf {
     dir.to_path_buf()
 }
 
+/// The target the tests were built for with `--target`, if they were.
+///
+/// Built so (as the sanitizer run is, to keep its flags away from proc
+/// macros), artifacts sit in `<target-dir>/<triple>/<profile>`, and any
+/// cargo build a test starts must name the same triple to use the same
+/// flags. Cargo marks both the target directory and the triple's directory
+/// inside it with CACHEDIR.TAG.
+pub fn target_triple() -> Option<String> {
+    let dir = artifact_dir();
+    let triple_dir = dir.parent()?;
+    triple_dir
+        .parent()
+        .filter(|d| d.join("CACHEDIR.TAG").exists())?;
+    Some(triple_dir.file_name()?.to_str()?.to_owned())
+}
+
 /// Builds the named workspace packages (binaries and `cdylib`s) with cargo,
 /// using the profile and target directory of the running test.
 ///
@@ -45,19 +61,17 @@ pub fn build(packages: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg("build").arg("--quiet");
-    // Built with `--target` (as the sanitizer run is, to keep its flags away
-    // from proc macros), artifacts sit in `<target-dir>/<triple>/<profile>`:
-    // the nested build must name the same triple to use the same flags and
-    // directory. Cargo marks the target directory itself with CACHEDIR.TAG.
-    if parent.join("CACHEDIR.TAG").exists() {
-        cmd.arg("--target-dir").arg(parent);
-    } else {
-        let triple = parent.file_name().expect("target triple directory");
-        let target_dir = parent.parent().expect("target directory");
-        cmd.arg("--target-dir")
-            .arg(target_dir)
-            .arg("--target")
-            .arg(triple);
+    match target_triple() {
+        Some(triple) => {
+            let target_dir = parent.parent().expect("target directory");
+            cmd.arg("--target-dir")
+                .arg(target_dir)
+                .arg("--target")
+                .arg(triple);
+        }
+        None => {
+            cmd.arg("--target-dir").arg(parent);
+        }
     }
     match profile.as_str() {
         "debug" => {}

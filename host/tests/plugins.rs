@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use test_support::{Conn, HostStart, plugin_entry};
+use test_support::{Conn, HostStart, WAIT, plugin_entry, wait_until};
 
 /// A config loading plugin `name` with one line of settings.
 fn with_settings(name: &str, settings: &str) -> String {
@@ -120,28 +120,39 @@ fn an_optional_plugin_that_fails_is_skipped_and_the_rest_serve() {
 
 #[test]
 fn a_slow_blocking_hook_does_not_delay_other_connections() {
+    // More sleepers than worker threads, so that inline they would hold
+    // every worker.
     let host = HostStart::new()
         .config(format!(
-            "server_name = \"h\"\n{}{}",
+            "server_name = \"h\"\nworker_threads = 2\n{}{}",
             plugin_entry("hello"),
             plugin_entry("testkit")
         ))
+        .arg("--log-level=debug")
         .spawn();
     let mut sleepers: Vec<Conn> = (0..4).map(|_| Conn::open(host.addr()).0).collect();
-    for s in &mut sleepers {
-        s.send("SLEEP 2000");
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    let (mut c, _) = Conn::open(host.addr());
+    // Timed from before the first SLEEP: run inline, two sleepers hold both
+    // workers, and the others are not even taken until one has finished.
     let start = Instant::now();
+    for s in &mut sleepers {
+        s.send("SLEEP 4000");
+    }
+    // The host logs each request as it takes it, before calling the hook.
+    let taken = wait_until(WAIT, || {
+        host.stderr().matches("request=\"SLEEP 4000\"").count() == sleepers.len()
+    });
+    assert!(taken, "the host never took every SLEEP: {}", host.stderr());
+    let (mut c, _) = Conn::open(host.addr());
     assert_eq!(c.ask("HELLO"), "MSG Hello from h");
+    // Under the hook's 4 s, so every sleeper was still in its hook.
     let waited = start.elapsed();
     assert!(
-        waited < Duration::from_millis(1500),
-        "HELLO waited {waited:?} behind SLEEP"
+        waited < Duration::from_millis(3000),
+        "taking the SLEEPs, connecting and HELLO took {waited:?}: {}",
+        host.stderr()
     );
     for s in &mut sleepers {
-        assert_eq!(s.line(), "MSG slept 2000");
+        assert_eq!(s.line(), "MSG slept 4000");
     }
 }
 

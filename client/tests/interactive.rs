@@ -3,11 +3,10 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::*;
-use expectrl::{ControlCode, Eof, Session, WaitStatus};
-use test_support::{HostProcess, WAIT};
+use expectrl::{ControlCode, Eof, Regex, Session, WaitStatus};
+use test_support::{HostProcess, WAIT, wait_until};
 
 /// The client in a pty, with history and data directories in `home`.
 fn spawn(host: &HostProcess, home: &std::path::Path) -> Session {
@@ -22,20 +21,24 @@ fn spawn(host: &HostProcess, home: &std::path::Path) -> Session {
     session
 }
 
+/// A whole line of the screen holding something shaped like a date and a
+/// time: after a line feed or a line erase, up to the carriage return.
+const DATE_TIME_LINE: &str = r"(?:\n|\x1b\[K)([^\x1b\r\n]*\d+\.\d+\.\d+ [0-9:]+[^\x1b\r\n]*)\r";
+
 /// Waits for the client to exit and returns its exit code.
 fn exit_code(session: &mut Session) -> i32 {
     // Drains the rest of the output so the client never blocks on a full pty.
     let _ = session.expect(Eof);
-    let start = Instant::now();
-    loop {
-        match session.get_process().status() {
-            Ok(WaitStatus::Exited(_, code)) => return code,
-            Ok(WaitStatus::StillAlive) if start.elapsed() < WAIT => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            other => panic!("client did not exit normally: {other:?}"),
+    let mut code = None;
+    wait_until(WAIT, || match session.get_process().status() {
+        Ok(WaitStatus::Exited(_, c)) => {
+            code = Some(c);
+            true
         }
-    }
+        Ok(WaitStatus::StillAlive) => false,
+        other => panic!("client did not exit normally: {other:?}"),
+    });
+    code.unwrap_or_else(|| panic!("client still running after {WAIT:?}"))
 }
 
 #[test]
@@ -74,6 +77,9 @@ fn typed_close_waits_for_confirmation() {
     let mut s = spawn(&host, home.path());
     s.expect("> ").expect("prompt");
     s.send_line("TIME").expect("type TIME");
+    let shown = s.expect(Regex(DATE_TIME_LINE)).expect("the time, rendered");
+    let line = String::from_utf8_lossy(shown.get(1).unwrap_or_default()).into_owned();
+    assert!(is_time(&line), "not a rendered TIME reply: {line:?}");
     s.send_line("CLOSE").expect("type CLOSE");
     s.expect("connection closed").expect("close confirmed");
     assert_eq!(exit_code(&mut s), EXIT_OK);

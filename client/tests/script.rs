@@ -3,13 +3,14 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::*;
-use test_support::WAIT;
+use test_support::{WAIT, wait_or_kill, wait_until};
 
 #[test]
 fn one_shot_prints_rendered_replies_in_order() {
@@ -41,7 +42,6 @@ fn pipe_mode_keeps_1000_replies_complete_and_in_order() {
     let host = host();
     let words = ["HELLO", "TIME", "NOPE"];
     let input: String = (0..1000).map(|i| format!("{}\n", words[i % 3])).collect();
-    let start = Instant::now();
     let out = run(client_cmd(&host), input.as_bytes());
     assert_eq!(out.code, Some(EXIT_OK), "{}", out.stderr);
     assert_eq!(out.stderr, "");
@@ -54,12 +54,120 @@ fn pipe_mode_keeps_1000_replies_complete_and_in_order() {
             _ => assert_eq!(*line, "Command not found", "line {i}"),
         }
     }
-    // Pipelined, a thousand requests take about one round trip on loopback.
-    assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        start.elapsed()
-    );
+}
+
+/// How long the holding server waits for the lines it holds out for: far
+/// beyond what a pipelining client needs, and inside the test's own waits.
+const HOLD: Duration = Duration::from_secs(10);
+
+/// A stand-in server that answers nothing until it has received `hold`
+/// request lines, then answers each (`MSG got <line>`, `CLOSE CONFIRM`).
+/// A client that waits for each reply before sending the next line stalls
+/// at its first line; the server then hangs up after [`HOLD`]. The thread
+/// returns every line it received.
+fn holding_server(hold: usize) -> (SocketAddr, JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    let server = std::thread::spawn(move || {
+        let mut accepted = None;
+        wait_until(WAIT, || {
+            accepted = listener.accept().ok().map(|(stream, _)| stream);
+            accepted.is_some()
+        });
+        let Some(stream) = accepted else {
+            return Vec::new();
+        };
+        serve_held(stream, hold)
+    });
+    (addr, server)
+}
+
+fn serve_held(stream: TcpStream, hold: usize) -> Vec<String> {
+    stream.set_nonblocking(false).expect("blocking stream");
+    // Short reads, so that the deadline is checked between them.
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("read timeout");
+    let mut writer = stream.try_clone().expect("clone stream");
+    let mut reader = BufReader::new(stream);
+    let deadline = Instant::now() + HOLD;
+    let mut received: Vec<String> = Vec::new();
+    let mut answered = 0;
+    let mut partial = Vec::new();
+    if writer.write_all(b"MSG Welcome aboard !\n").is_err() {
+        return received;
+    }
+    while Instant::now() < deadline {
+        if received.len() >= hold {
+            for line in &received[answered..] {
+                let reply = if line == "CLOSE" {
+                    "CLOSE CONFIRM\n".to_owned()
+                } else {
+                    format!("MSG got {line}\n")
+                };
+                if writer.write_all(reply.as_bytes()).is_err() {
+                    return received;
+                }
+            }
+            answered = received.len();
+            if received.last().is_some_and(|l| l == "CLOSE") {
+                break;
+            }
+        }
+        match reader.read_until(b'\n', &mut partial) {
+            Ok(0) => break,
+            Ok(_) if partial.ends_with(b"\n") => {
+                let line = String::from_utf8_lossy(&partial).trim_end().to_owned();
+                received.push(line);
+                partial.clear();
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    received
+}
+
+/// The client run against a [`holding_server`] that holds out for all of
+/// `lines`: it must have sent them all before it saw a single reply.
+fn assert_pipelined(mut client: Command, lines: &[&str], stdin: &[u8]) {
+    let (addr, server) = holding_server(lines.len());
+    client
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string());
+    let out = run(client, stdin);
+    let received = server.join().expect("holding server");
+    let mut expected = lines.to_vec();
+    expected.push("CLOSE");
+    assert_eq!(received, expected, "the server got only these; {out:?}");
+    assert_eq!(out.code, Some(EXIT_OK), "{out:?}");
+    let shown: String = lines.iter().map(|l| format!("got {l}\n")).collect();
+    assert_eq!(out.stdout, shown);
+}
+
+#[test]
+fn pipe_mode_sends_every_line_without_waiting_for_replies() {
+    let lines = ["ONE", "TWO", "THREE", "FOUR", "FIVE"];
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    assert_pipelined(Command::new(CLIENT), &lines, input.as_bytes());
+}
+
+#[test]
+fn one_shot_sends_every_command_without_waiting_for_replies() {
+    let lines = ["ONE", "TWO", "THREE", "FOUR", "FIVE"];
+    let mut cmd = Command::new(CLIENT);
+    for l in lines {
+        cmd.arg("-c").arg(l);
+    }
+    assert_pipelined(cmd, &lines, b"");
 }
 
 #[test]
@@ -148,7 +256,7 @@ fn server_gone_mid_session_is_connection_lost() {
         "Hello from testhost"
     );
     host.terminate();
-    let status = wait_bounded(&mut child, WAIT);
+    let status = wait_or_kill(&mut child, WAIT);
     assert_eq!(status.code(), Some(EXIT_CONNECTION_LOST));
     assert_eq!(
         stdout.recv_timeout(WAIT).expect("shutdown notice"),

@@ -4,11 +4,10 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
-use test_support::{HostProcess, HostStart, WAIT};
+use test_support::{HostProcess, HostStart, WAIT, wait_or_kill};
 
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_client");
 
@@ -65,7 +64,7 @@ pub fn run(mut cmd: Command, stdin: &[u8]) -> Output {
     });
     let stdout = drain(child.stdout.take().expect("piped stdout"));
     let stderr = drain(child.stderr.take().expect("piped stderr"));
-    let status = wait_bounded(&mut child, WAIT);
+    let status = wait_or_kill(&mut child, WAIT);
     let _ = feeder.join();
     Output {
         code: status.code(),
@@ -86,22 +85,6 @@ fn drain(mut r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
 
 fn recv(rx: mpsc::Receiver<String>) -> String {
     rx.recv_timeout(WAIT).expect("client output closed in time")
-}
-
-/// Waits for `child` to exit; kills it and fails the test past `limit`.
-pub fn wait_bounded(child: &mut Child, limit: Duration) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("client did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Reads stdout lines of a running child on a thread, for bounded waits.

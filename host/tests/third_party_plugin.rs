@@ -26,6 +26,30 @@ fn readme_block(readme: &str, marker: &str, lang: &str) -> String {
     after[start..start + len].to_owned()
 }
 
+/// The value of the first `key = "value"` line of a manifest.
+fn manifest_value(manifest: &str, key: &str) -> String {
+    manifest
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim()
+                .strip_prefix('=')?
+                .trim()
+                .strip_prefix('"')?
+                .strip_suffix('"')
+        })
+        .unwrap_or_else(|| panic!("no {key} in:\n{manifest}"))
+        .to_owned()
+}
+
+/// The patterns of the code's `Hook::new(r"...", ...)` calls, in order.
+fn hook_patterns(code: &str) -> Vec<&str> {
+    code.split(r#"Hook::new(r""#)
+        .skip(1)
+        .filter_map(|after| after.split_once('"').map(|(pattern, _)| pattern))
+        .collect()
+}
+
 #[test]
 fn the_readme_plugin_builds_drops_in_and_serves() {
     let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
@@ -38,8 +62,8 @@ fn the_readme_plugin_builds_drops_in_and_serves() {
 
     let krate = tempfile::tempdir().unwrap();
     std::fs::create_dir(krate.path().join("src")).unwrap();
-    std::fs::write(krate.path().join("Cargo.toml"), manifest).unwrap();
-    std::fs::write(krate.path().join("src/lib.rs"), code).unwrap();
+    std::fs::write(krate.path().join("Cargo.toml"), &manifest).unwrap();
+    std::fs::write(krate.path().join("src/lib.rs"), &code).unwrap();
     // The workspace's lock file, so that the crate builds with the same
     // dependency versions and reuses what the workspace already compiled.
     std::fs::copy(
@@ -61,15 +85,40 @@ fn the_readme_plugin_builds_drops_in_and_serves() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let start = HostStart::new().config(format!("server_name = \"testhost\"\n{settings}"));
-    std::fs::create_dir(start.dir().join("plugins.d")).unwrap();
-    std::fs::copy(
-        target.join("debug/libgreeter.so"),
-        start.dir().join("plugins.d/libgreeter.so"),
-    )
-    .unwrap();
+    // A host directory with the library dropped in, as step 4 says.
+    let prepared = || {
+        let start = HostStart::new().config(format!("server_name = \"testhost\"\n{settings}"));
+        std::fs::create_dir(start.dir().join("plugins.d")).unwrap();
+        std::fs::copy(
+            target.join("debug/libgreeter.so"),
+            start.dir().join("plugins.d/libgreeter.so"),
+        )
+        .unwrap();
+        start
+    };
 
-    let host = start.spawn();
+    // Checked: `--check` lists the plugin, then its hooks in the order the
+    // code declares them.
+    let check = prepared().arg("--check").run();
+    assert!(check.status.success(), "{}", check.stderr);
+    let version = manifest_value(&manifest, "version");
+    let listed = format!("  1. greeter {version} (");
+    let mut rest = &check.stdout[check
+        .stdout
+        .find(&listed)
+        .unwrap_or_else(|| panic!("no {listed:?} in:\n{}", check.stdout))..];
+    let patterns = hook_patterns(&code);
+    assert_eq!(patterns.len(), 2, "{patterns:?}");
+    for (n, pattern) in patterns.iter().enumerate() {
+        let line = format!("{:>4}  {pattern}\n", n + 1);
+        let at = rest
+            .find(&line)
+            .unwrap_or_else(|| panic!("no hook {line:?} in:\n{}", check.stdout));
+        rest = &rest[at + line.len()..];
+    }
+
+    // Started, and spoken to.
+    let host = prepared().spawn();
     let (mut c, _) = Conn::open(host.addr());
     assert_eq!(c.ask("GREET Ada"), "MSG Hello Ada, from testhost");
     assert_eq!(c.ask("SHOUT quiet please"), "MSG QUIET PLEASE");

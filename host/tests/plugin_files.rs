@@ -1,11 +1,17 @@
 //! Plugin files on disk: dropped into the plugins directory, replaced while
 //! the host runs, and refused when someone else could have written them.
+//!
+//! Giving a file to another user needs root: this file runs under
+//! `libtest-mimic` (see `test_support::root`), so that where the tests do
+//! not run as root that test is reported ignored, and as root it runs.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 
-use test_support::{Conn, HostStart, build, plugin_path};
+use test_support::{Conn, HostStart, WAIT, build, plugin_path, wait_until};
 
 /// A host loading `testkit` by name from its plugins directory.
 fn drop_in(start: &HostStart) -> std::path::PathBuf {
@@ -21,7 +27,6 @@ fn mapped_files(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap()
 }
 
-#[test]
 fn overwriting_the_dropped_file_while_serving_goes_unnoticed() {
     let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
     let file = drop_in(&start);
@@ -39,33 +44,41 @@ fn overwriting_the_dropped_file_while_serving_goes_unnoticed() {
         .to_owned();
 
     let addr = host.addr();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Replies received by all clients together, so that each overwrite can
+    // wait until the host has served requests since the one before.
+    let served = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = (0..4)
         .map(|i| {
-            let stop = stop.clone();
+            let (stop, served) = (stop.clone(), served.clone());
             std::thread::spawn(move || {
                 let (mut c, _) = Conn::open(addr);
                 let mut n = 0u32;
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline
-                {
+                let deadline = Instant::now() + WAIT;
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                     assert_eq!(c.ask(&format!("ECHO {i} {n}")), format!("MSG {i} {n}"));
+                    served.fetch_add(1, Ordering::Relaxed);
                     n += 1;
                 }
                 n
             })
         })
         .collect();
+    let serve_some_more = || {
+        let before = served.load(Ordering::Relaxed);
+        let more = wait_until(WAIT, || served.load(Ordering::Relaxed) >= before + 20);
+        assert!(more, "the clients stopped being served");
+    };
     // Overwrite in place, as `cp new.so plugins.d/` does: same inode, new bytes.
     let other = std::fs::read(plugin_path("hello")).unwrap();
     let same = std::fs::read(plugin_path("testkit")).unwrap();
     for round in 0..6 {
-        std::thread::sleep(Duration::from_millis(100));
+        serve_some_more();
         std::fs::write(&file, if round % 2 == 0 { &other } else { &same }).unwrap();
     }
     std::fs::write(&file, b"garbage").unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    serve_some_more();
+    stop.store(true, Ordering::Relaxed);
     for c in clients {
         assert!(c.join().expect("a client saw a wrong reply") > 0);
     }
@@ -78,7 +91,6 @@ fn overwriting_the_dropped_file_while_serving_goes_unnoticed() {
     );
 }
 
-#[test]
 fn a_plugin_file_others_can_write_is_refused() {
     let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
     let file = drop_in(&start);
@@ -94,7 +106,6 @@ fn a_plugin_file_others_can_write_is_refused() {
     assert!(out.stderr.contains(&expected), "{}", out.stderr);
 }
 
-#[test]
 fn strict_modes_can_be_relaxed() {
     let start = HostStart::new().config("strict_modes = false\n[[plugin]]\nname = \"testkit\"\n");
     let file = drop_in(&start);
@@ -104,7 +115,6 @@ fn strict_modes_can_be_relaxed() {
     assert_eq!(c.ask("ECHO ok"), "MSG ok");
 }
 
-#[test]
 fn a_plugins_directory_others_can_write_is_refused() {
     let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
     let file = drop_in(&start);
@@ -122,13 +132,7 @@ fn a_plugins_directory_others_can_write_is_refused() {
     );
 }
 
-#[test]
 fn a_plugin_file_owned_by_another_user_is_refused() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: changing a file's owner needs root");
-        return;
-    }
     let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
     let file = drop_in(&start);
     std::os::unix::fs::chown(&file, Some(54321), None).unwrap();
@@ -141,7 +145,6 @@ fn a_plugin_file_owned_by_another_user_is_refused() {
     );
 }
 
-#[test]
 fn a_plugin_name_cannot_escape_the_plugins_directory() {
     let out = HostStart::new()
         .config("[[plugin]]\nname = \"../evil\"\n")
@@ -178,7 +181,6 @@ fn link_in(start: &HostStart, dir: &str, mode: u32, target: &Path) -> std::path:
     dir.canonicalize().unwrap()
 }
 
-#[test]
 fn a_link_in_a_directory_others_can_write_is_refused_though_its_target_is_safe() {
     for (mode, by) in [(0o777, "all users"), (0o775, "its group")] {
         let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
@@ -196,7 +198,6 @@ fn a_link_in_a_directory_others_can_write_is_refused_though_its_target_is_safe()
     }
 }
 
-#[test]
 fn a_link_to_the_build_output_loads() {
     // Users symlink the library cargo built into the plugins directory; the
     // target directory is checked all the way up, and here it is safe.
@@ -209,7 +210,6 @@ fn a_link_to_the_build_output_loads() {
     assert!(host.terminate().success());
 }
 
-#[test]
 fn a_relative_link_between_safe_directories_loads() {
     let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
     library_in(&start, "build", 0o755);
@@ -224,7 +224,6 @@ fn a_relative_link_between_safe_directories_loads() {
     assert_eq!(c.ask("ECHO relative"), "MSG relative");
 }
 
-#[test]
 fn a_link_whose_target_directory_others_can_write_is_refused() {
     let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
     let target = library_in(&start, "shared", 0o777);
@@ -242,7 +241,6 @@ fn a_link_whose_target_directory_others_can_write_is_refused() {
     );
 }
 
-#[test]
 fn a_link_to_a_link_in_a_directory_others_can_write_is_refused() {
     // plugins.d/libtestkit.so -> ../hop/libtestkit.so -> ../build/libtestkit.so:
     // `hop` is neither on the configured path nor on the resolved one, but
@@ -268,7 +266,6 @@ fn a_link_to_a_link_in_a_directory_others_can_write_is_refused() {
     );
 }
 
-#[test]
 fn an_ancestor_directory_others_can_write_is_refused() {
     // a/ (0777) / b/ (0700) / libtestkit.so: the file's own directory is
     // safe, but anyone can rename `a/b` away and put their own `b` there.
@@ -296,4 +293,23 @@ fn an_ancestor_directory_others_can_write_is_refused() {
     let host = start.spawn();
     let (mut c, _) = Conn::open(host.addr());
     assert_eq!(c.ask("ECHO nested"), "MSG nested");
+}
+
+test_support::test_main! {
+    tests: [
+        overwriting_the_dropped_file_while_serving_goes_unnoticed,
+        a_plugin_file_others_can_write_is_refused,
+        strict_modes_can_be_relaxed,
+        a_plugins_directory_others_can_write_is_refused,
+        a_plugin_name_cannot_escape_the_plugins_directory,
+        a_link_in_a_directory_others_can_write_is_refused_though_its_target_is_safe,
+        a_link_to_the_build_output_loads,
+        a_relative_link_between_safe_directories_loads,
+        a_link_whose_target_directory_others_can_write_is_refused,
+        a_link_to_a_link_in_a_directory_others_can_write_is_refused,
+        an_ancestor_directory_others_can_write_is_refused,
+    ],
+    root: [
+        a_plugin_file_owned_by_another_user_is_refused,
+    ],
 }

@@ -9,6 +9,7 @@
 mod build;
 mod conn;
 mod host;
+pub mod root;
 mod wait;
 
 pub use build::{artifact_dir, bin_path, build, plugin_entry, plugin_path};

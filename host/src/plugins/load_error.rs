@@ -234,3 +234,34 @@ fn list(paths: &[PathBuf]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape of abi_stable's report for a plugin built against
+    /// plugin-api 0.2.0 and loaded by a host with 0.1.0 (abridged).
+    const REPORT: &str = "\
+Compared <this>:
+    --- Type Layout ---
+    package:'plugin-api' version:'0.1.0'
+
+Error:incompatible package versions
+Expected:
+    0.1.0
+Found:
+    0.2.0
+0 error(s)inside:
+    <other>
+
+    field_name:0
+";
+
+    #[test]
+    fn a_mismatch_reported_once_per_path_is_summarised_once() {
+        assert_eq!(
+            summarise_layout_report(&REPORT.repeat(3)),
+            "Error: incompatible package versions\nExpected: 0.1.0\nFound: 0.2.0"
+        );
+    }
+}

@@ -1,10 +1,9 @@
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
-/// Packages already built by this test process, so each is built once.
-static BUILT: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+/// Whether this test process has built the workspace.
+static BUILT: Mutex<bool> = Mutex::new(false);
 
 /// The directory holding this build's artifacts (`target/debug` for `cargo test`).
 ///
@@ -36,19 +35,21 @@ pub fn target_triple() -> Option<String> {
     Some(triple_dir.file_name()?.to_str()?.to_owned())
 }
 
-/// Builds the named workspace packages (binaries and `cdylib`s) with cargo,
-/// using the profile and target directory of the running test.
+/// Makes sure the named workspace packages (binaries and `cdylib`s) are
+/// built, with the profile, target and target directory of the running test.
+///
+/// The first call in a test process builds the whole workspace, and later
+/// calls return at once. One `cargo build --workspace` for every test, rather
+/// than `-p` for the packages each one names, gives every nested build the
+/// same feature set: builds of a few packages each resolve features of their
+/// own and compile their own copies of the dependencies, which on a cold
+/// run cost more than the tests themselves.
 ///
 /// Panics with cargo's output if the build fails: a test cannot go on without it.
 pub fn build(packages: &[&str]) {
-    let mut guard = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    let built = guard.get_or_insert_with(HashSet::new);
-    let missing: Vec<&str> = packages
-        .iter()
-        .copied()
-        .filter(|p| !built.contains(*p))
-        .collect();
-    if missing.is_empty() {
+    let _ = packages;
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if *built {
         return;
     }
     let dir = artifact_dir();
@@ -60,7 +61,7 @@ pub fn build(packages: &[&str]) {
     let parent = dir.parent().expect("target directory");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.arg("build").arg("--quiet");
+    cmd.arg("build").arg("--quiet").arg("--workspace");
     match target_triple() {
         Some(triple) => {
             let target_dir = parent.parent().expect("target directory");
@@ -82,16 +83,13 @@ pub fn build(packages: &[&str]) {
             cmd.arg("--profile").arg(other);
         }
     }
-    for p in &missing {
-        cmd.arg("-p").arg(p);
-    }
     let out = cmd.output().expect("running cargo build");
     assert!(
         out.status.success(),
-        "cargo build {missing:?} failed:\n{}",
+        "cargo build --workspace failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    built.extend(missing.iter().map(|s| s.to_string()));
+    *built = true;
 }
 
 /// Path of the compiled plugin library of package `name` (`lib<name>.so` on Linux).

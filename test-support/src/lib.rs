@@ -12,7 +12,7 @@ mod host;
 pub mod root;
 mod wait;
 
-pub use build::{artifact_dir, bin_path, build, plugin_entry, plugin_path};
+pub use build::{artifact_dir, bin_path, build, plugin_entry, plugin_path, target_triple};
 pub use conn::Conn;
 pub use host::{HostOutput, HostProcess, HostStart};
 pub use wait::{wait_bounded, wait_or_kill, wait_until};

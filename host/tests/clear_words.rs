@@ -1,10 +1,9 @@
 //! Start-up errors say what is wrong in words the operator can act on,
 //! and never print a path or a plugin's text raw to the terminal.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use test_support::{HostStart, artifact_dir, build, plugin_entry, plugin_path};
+use test_support::{HostStart, build, build_outside, plugin_entry, plugin_path, workspace_dir};
 
 /// Runs `--check`, which must fail; returns the error lines (a start may
 /// also log, say, the removal of a dead host's copies).
@@ -116,13 +115,6 @@ fn a_pattern_too_large_says_so_and_which_limit() {
     );
 }
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 /// Copies the files of `from` (one level of directories deep) to `to`.
 fn copy_crate(from: &Path, to: &Path) {
     std::fs::create_dir_all(to.join("src")).unwrap();
@@ -141,14 +133,14 @@ fn a_plugin_built_against_another_plugin_api_says_both_versions_in_one_line() {
     // real plugin-api and hello, as a workspace of version 0.2.0.
     let krate = tempfile::tempdir().unwrap();
     copy_crate(
-        &workspace().join("plugin-api"),
+        &workspace_dir().join("plugin-api"),
         &krate.path().join("plugin-api"),
     );
     copy_crate(
-        &workspace().join("plugins/hello"),
+        &workspace_dir().join("plugins/hello"),
         &krate.path().join("hello"),
     );
-    let manifest = std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap();
+    let manifest = std::fs::read_to_string(workspace_dir().join("Cargo.toml")).unwrap();
     let dependencies = &manifest[manifest.find("[workspace.dependencies]").unwrap()..];
     let dependencies = &dependencies[..dependencies
         .find("\n[profile")
@@ -162,30 +154,11 @@ fn a_plugin_built_against_another_plugin_api_says_both_versions_in_one_line() {
         ),
     )
     .unwrap();
-    // The workspace's lock file, so that the same dependency versions are
-    // used and what the third-party test compiled is reused.
-    std::fs::copy(
-        workspace().join("Cargo.lock"),
-        krate.path().join("Cargo.lock"),
-    )
-    .unwrap();
-    let target = artifact_dir().parent().unwrap().join("third-party");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "hello", "--target-dir"])
-        .arg(&target)
-        .current_dir(krate.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let built = build_outside(krate.path(), &["-p", "hello"]);
 
     let start = HostStart::new();
     std::fs::copy(
-        target.join("debug/libhello.so"),
+        built.join("libhello.so"),
         start.dir().join("libhello-0.2.so"),
     )
     .unwrap();

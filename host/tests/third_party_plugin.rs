@@ -3,17 +3,7 @@
 //! `plugin-api`, dropped into the plugins directory, listed in the config,
 //! checked, started, and spoken to.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use test_support::{Conn, HostStart, artifact_dir};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use test_support::{Conn, HostStart, build_outside, workspace_dir};
 
 /// The fenced block of `lang` that follows the paragraph starting `marker`.
 fn readme_block(readme: &str, marker: &str, lang: &str) -> String {
@@ -52,10 +42,10 @@ fn hook_patterns(code: &str) -> Vec<&str> {
 
 #[test]
 fn the_readme_plugin_builds_drops_in_and_serves() {
-    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(workspace_dir().join("README.md")).unwrap();
     let manifest = readme_block(&readme, "**2. `Cargo.toml`**", "toml").replace(
         "../linehost/plugin-api",
-        &workspace().join("plugin-api").display().to_string(),
+        &workspace_dir().join("plugin-api").display().to_string(),
     );
     let code = readme_block(&readme, "**3. `src/lib.rs`**", "rust");
     let settings = readme_block(&readme, "**5. List it in `config.toml`**", "toml");
@@ -64,33 +54,14 @@ fn the_readme_plugin_builds_drops_in_and_serves() {
     std::fs::create_dir(krate.path().join("src")).unwrap();
     std::fs::write(krate.path().join("Cargo.toml"), &manifest).unwrap();
     std::fs::write(krate.path().join("src/lib.rs"), &code).unwrap();
-    // The workspace's lock file, so that the crate builds with the same
-    // dependency versions and reuses what the workspace already compiled.
-    std::fs::copy(
-        workspace().join("Cargo.lock"),
-        krate.path().join("Cargo.lock"),
-    )
-    .unwrap();
-    let target = artifact_dir().parent().unwrap().join("third-party");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["build", "--quiet", "--target-dir"])
-        .arg(&target)
-        .current_dir(krate.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let built = build_outside(krate.path(), &[]);
 
     // A host directory with the library dropped in, as step 4 says.
     let prepared = || {
         let start = HostStart::new().config(format!("server_name = \"testhost\"\n{settings}"));
         std::fs::create_dir(start.dir().join("plugins.d")).unwrap();
         std::fs::copy(
-            target.join("debug/libgreeter.so"),
+            built.join("libgreeter.so"),
             start.dir().join("plugins.d/libgreeter.so"),
         )
         .unwrap();

@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -19,20 +19,84 @@ pub fn artifact_dir() -> PathBuf {
     dir.to_path_buf()
 }
 
-/// The target the tests were built for with `--target`, if they were.
-///
-/// Built so (as the sanitizer run is, to keep its flags away from proc
-/// macros), artifacts sit in `<target-dir>/<triple>/<profile>`, and any
-/// cargo build a test starts must name the same triple to use the same
-/// flags. Cargo marks both the target directory and the triple's directory
-/// inside it with CACHEDIR.TAG.
-pub fn target_triple() -> Option<String> {
-    let dir = artifact_dir();
-    let triple_dir = dir.parent()?;
-    triple_dir
-        .parent()
-        .filter(|d| d.join("CACHEDIR.TAG").exists())?;
-    Some(triple_dir.file_name()?.to_str()?.to_owned())
+/// Where the running test's artifacts are: its target directory, and the
+/// target and profile it was built with.
+struct Layout {
+    target_dir: PathBuf,
+    /// Set when the tests were built with `--target`, as the sanitizer run
+    /// is (to keep its flags away from proc macros): artifacts then sit in
+    /// `<target-dir>/<triple>/<profile>`, and every cargo build a test starts
+    /// must name the same triple to get the same flags.
+    triple: Option<String>,
+    profile: String,
+}
+
+impl Layout {
+    fn of_this_test() -> Layout {
+        let dir = artifact_dir();
+        let profile = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("profile directory name")
+            .to_owned();
+        let parent = dir.parent().expect("target directory");
+        // Cargo marks both the target directory and a triple's directory
+        // inside it with CACHEDIR.TAG.
+        match parent.parent() {
+            Some(above) if above.join("CACHEDIR.TAG").exists() => Layout {
+                target_dir: above.to_path_buf(),
+                triple: parent.file_name().map(|n| n.to_string_lossy().into_owned()),
+                profile,
+            },
+            _ => Layout {
+                target_dir: parent.to_path_buf(),
+                triple: None,
+                profile,
+            },
+        }
+    }
+
+    /// `cargo build` into `target_dir` with this layout's target and profile.
+    fn cargo_build(&self, target_dir: &Path) -> Command {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.arg("build")
+            .arg("--quiet")
+            .arg("--target-dir")
+            .arg(target_dir);
+        if let Some(triple) = &self.triple {
+            cmd.arg("--target").arg(triple);
+        }
+        match self.profile.as_str() {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.arg("--profile").arg(other);
+            }
+        }
+        cmd
+    }
+
+    /// Where a build into `target_dir` puts its artifacts.
+    fn artifacts_in(&self, target_dir: &Path) -> PathBuf {
+        let mut dir = target_dir.to_path_buf();
+        if let Some(triple) = &self.triple {
+            dir.push(triple);
+        }
+        dir.join(&self.profile)
+    }
+}
+
+/// Runs `cmd`; panics with cargo's output if it fails.
+fn run_cargo(mut cmd: Command, what: &str) {
+    let out = cmd.output().expect("running cargo");
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Makes sure the named workspace packages (binaries and `cdylib`s) are
@@ -52,44 +116,37 @@ pub fn build(packages: &[&str]) {
     if *built {
         return;
     }
-    let dir = artifact_dir();
-    let profile = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("profile directory name")
-        .to_owned();
-    let parent = dir.parent().expect("target directory");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.arg("build").arg("--quiet").arg("--workspace");
-    match target_triple() {
-        Some(triple) => {
-            let target_dir = parent.parent().expect("target directory");
-            cmd.arg("--target-dir")
-                .arg(target_dir)
-                .arg("--target")
-                .arg(triple);
-        }
-        None => {
-            cmd.arg("--target-dir").arg(parent);
-        }
-    }
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.arg("--profile").arg(other);
-        }
-    }
-    let out = cmd.output().expect("running cargo build");
-    assert!(
-        out.status.success(),
-        "cargo build --workspace failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let layout = Layout::of_this_test();
+    let mut cmd = layout.cargo_build(&layout.target_dir);
+    cmd.arg("--workspace");
+    run_cargo(cmd, "cargo build --workspace");
     *built = true;
+}
+
+/// The workspace's root directory.
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("test-support sits in the workspace")
+        .to_path_buf()
+}
+
+/// Builds the crate or workspace in `dir`, which lies outside this
+/// workspace, as a plugin author would, with extra cargo `args` (`-p NAME`);
+/// returns the directory holding what it built.
+///
+/// It gets the workspace's lock file, so that it builds with the same
+/// dependency versions, and a target directory shared by every such build,
+/// so that what one compiled the next reuses.
+pub fn build_outside(dir: &Path, args: &[&str]) -> PathBuf {
+    std::fs::copy(workspace_dir().join("Cargo.lock"), dir.join("Cargo.lock"))
+        .expect("copy the workspace's lock file");
+    let layout = Layout::of_this_test();
+    let target_dir = layout.target_dir.join("third-party");
+    let mut cmd = layout.cargo_build(&target_dir);
+    cmd.args(args).current_dir(dir);
+    run_cargo(cmd, &format!("cargo build in {}", dir.display()));
+    layout.artifacts_in(&target_dir)
 }
 
 /// Path of the compiled plugin library of package `name` (`lib<name>.so` on Linux).

@@ -12,7 +12,9 @@ mod host;
 pub mod root;
 mod wait;
 
-pub use build::{artifact_dir, bin_path, build, plugin_entry, plugin_path, target_triple};
+pub use build::{
+    artifact_dir, bin_path, build, build_outside, plugin_entry, plugin_path, workspace_dir,
+};
 pub use conn::Conn;
 pub use host::{HostOutput, HostProcess, HostStart};
 pub use wait::{wait_bounded, wait_or_kill, wait_until};

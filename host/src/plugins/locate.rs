@@ -21,7 +21,7 @@ pub fn find(config: &Config, entry: &PluginEntry) -> Result<PathBuf, LoadErrorKi
     let looked = match &entry.source {
         PluginSource::Path(path) => vec![path.clone()],
         PluginSource::Name(name) => {
-            let file = library_file_name(name);
+            let file = plugin_api::library_file_name(name);
             let mut looked = vec![config.plugins_dir.join(&file)];
             if let Some(dir) = std::env::current_exe()
                 .ok()
@@ -52,15 +52,4 @@ pub fn find(config: &Config, entry: &PluginEntry) -> Result<PathBuf, LoadErrorKi
         }
     }
     Err(LoadErrorKind::NotFound { looked })
-}
-
-/// The platform's file name for library `name`: `libname.so` on Linux.
-/// Cargo turns `-` into `_` in library file names, and so does this.
-pub fn library_file_name(name: &str) -> String {
-    format!(
-        "{}{}{}",
-        std::env::consts::DLL_PREFIX,
-        name.replace('-', "_"),
-        std::env::consts::DLL_SUFFIX
-    )
 }

@@ -205,3 +205,15 @@ fn the_next_start_removes_what_a_killed_host_left_and_nothing_else() {
         "the live host did not clean up after itself"
     );
 }
+
+#[test]
+fn a_runtime_directory_others_can_write_is_not_used() {
+    // As under `sudo`, when $XDG_RUNTIME_DIR still names someone else's.
+    let runtime = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let host = host_in(runtime.path()).spawn();
+    let (mut c, _) = Conn::open(host.addr());
+    assert_eq!(c.ask("HELLO").split(' ').next(), Some("MSG"));
+    assert!(copy_dirs(runtime.path()).is_empty(), "copies went there");
+    assert!(host.terminate().success());
+}

@@ -53,10 +53,19 @@ pub struct PrivateCopy {
 impl RuntimeDir {
     /// Creates the directory under `$XDG_RUNTIME_DIR`, or the temporary
     /// directory, after removing the directories of hosts that died there.
+    ///
+    /// `$XDG_RUNTIME_DIR` is used only if it is this user's and private, as
+    /// the login manager makes it: under `sudo` it may still name the
+    /// invoking user's, where that user could move the host's files about.
     pub fn create() -> io::Result<RuntimeDir> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
         let base = std::env::var_os("XDG_RUNTIME_DIR")
             .map(PathBuf::from)
-            .filter(|p| p.is_dir())
+            .filter(|p| {
+                std::fs::metadata(p)
+                    .is_ok_and(|m| m.is_dir() && m.uid() == me && m.mode() & 0o022 == 0)
+            })
             .unwrap_or_else(std::env::temp_dir);
         leftovers::remove(&base);
         let mut last_error = None;

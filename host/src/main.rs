@@ -100,7 +100,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         for e in &report.errors {
             eprintln!("error: {e}");
             if let LoadErrorKind::Incompatible { report, .. } = &e.kind {
-                debug!("full layout report for `{}`:\n{report}", e.label);
+                debug!(
+                    "full layout report for `{}`:\n{report}",
+                    host::plugins::escape::text(&e.label)
+                );
             }
         }
         return Ok(ExitCode::FAILURE);

@@ -49,7 +49,6 @@ fn checks(start: HostStart, file: &Path) -> HostOutput {
     out
 }
 
-#[test]
 fn a_config_others_can_write_is_refused() {
     for (mode, by) in [(0o666, "all users"), (0o620, "its group")] {
         let start = HostStart::new();
@@ -65,7 +64,6 @@ fn a_config_others_can_write_is_refused() {
     }
 }
 
-#[test]
 fn a_config_in_a_directory_others_can_write_is_refused_unless_sticky() {
     let start = HostStart::new();
     let file = config_file(&start, "open", 0o644);
@@ -89,7 +87,6 @@ fn a_config_in_a_directory_others_can_write_is_refused_unless_sticky() {
     assert!(out.stdout.contains("1. hello"), "{}", out.stdout);
 }
 
-#[test]
 fn a_private_config_is_read() {
     let start = HostStart::new();
     let file = config_file(&start, "conf", 0o600);
@@ -97,7 +94,6 @@ fn a_private_config_is_read() {
     assert!(out.stdout.contains("1. hello"), "{}", out.stdout);
 }
 
-#[test]
 fn a_device_a_fifo_or_a_directory_as_config_is_refused_at_once() {
     let start = HostStart::new();
     let line = refused(start, Path::new("/dev/zero"));
@@ -133,7 +129,6 @@ fn a_device_a_fifo_or_a_directory_as_config_is_refused_at_once() {
     );
 }
 
-#[test]
 fn a_config_too_large_is_refused_unread() {
     let start = HostStart::new();
     let file = start.dir().join("huge.toml");
@@ -149,7 +144,6 @@ fn a_config_too_large_is_refused_unread() {
     );
 }
 
-#[test]
 fn a_missing_config_names_its_cause_once() {
     let start = HostStart::new();
     let line = refused(start, Path::new("nowhere.toml"));
@@ -159,20 +153,8 @@ fn a_missing_config_names_its_cause_once() {
     );
 }
 
-/// The user id of `nobody`.
-fn nobody() -> u32 {
-    // SAFETY: getpwnam takes a NUL-terminated name and returns a pointer to
-    // static storage or null; it is read at once, before any other call.
-    let entry = unsafe { libc::getpwnam(c"nobody".as_ptr()) };
-    assert!(!entry.is_null(), "no user `nobody`");
-    // SAFETY: non-null, as checked, and valid until the next getpw* call.
-    unsafe { (*entry).pw_uid }
-}
-
-#[test]
-#[ignore = "needs root, to give a file to `nobody`: run as root with `-- --ignored`"]
 fn a_config_owned_by_another_user_is_refused() {
-    let uid = nobody();
+    let uid = test_support::root::nobody().uid;
     let start = HostStart::new();
     let file = config_file(&start, "conf", 0o644);
     std::os::unix::fs::chown(&file, Some(uid), None).unwrap();
@@ -184,10 +166,8 @@ fn a_config_owned_by_another_user_is_refused() {
     assert!(line.contains(&expected), "{line}");
 }
 
-#[test]
-#[ignore = "needs root, to give a directory to `nobody`: run as root with `-- --ignored`"]
 fn a_config_in_a_directory_of_another_user_is_refused() {
-    let uid = nobody();
+    let uid = test_support::root::nobody().uid;
     let start = HostStart::new();
     let file = config_file(&start, "theirs", 0o644);
     let dir = file.parent().unwrap().canonicalize().unwrap();
@@ -200,4 +180,19 @@ fn a_config_in_a_directory_of_another_user_is_refused() {
         )),
         "{line}"
     );
+}
+
+test_support::test_main! {
+    tests: [
+        a_config_others_can_write_is_refused,
+        a_config_in_a_directory_others_can_write_is_refused_unless_sticky,
+        a_private_config_is_read,
+        a_device_a_fifo_or_a_directory_as_config_is_refused_at_once,
+        a_config_too_large_is_refused_unread,
+        a_missing_config_names_its_cause_once,
+    ],
+    root: [
+        a_config_owned_by_another_user_is_refused,
+        a_config_in_a_directory_of_another_user_is_refused,
+    ],
 }

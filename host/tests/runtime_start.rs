@@ -23,25 +23,6 @@ fn host_for_nobody(dir: &std::path::Path) -> PathBuf {
     copy
 }
 
-struct User {
-    uid: u32,
-    gid: u32,
-}
-
-/// The unprivileged user `nobody`, from the password database.
-fn nobody() -> User {
-    // SAFETY: getpwnam returns null or a pointer to a static record, read
-    // at once; tests run the lookup from one thread at a time here.
-    unsafe {
-        let pw = libc::getpwnam(c"nobody".as_ptr());
-        assert!(!pw.is_null(), "no user nobody on this machine");
-        User {
-            uid: (*pw).pw_uid,
-            gid: (*pw).pw_gid,
-        }
-    }
-}
-
 fn more_threads_than_allowed_end_the_start_with_one_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let host = host_for_nobody(dir.path());
@@ -51,7 +32,7 @@ fn more_threads_than_allowed_end_the_start_with_one_line() {
 
     // RLIMIT_NPROC binds every user but root: as `nobody`, 20 processes
     // and threads in all leave no room for 64 workers.
-    let nobody = nobody();
+    let nobody = test_support::root::nobody();
     let started = Instant::now();
     let mut command = Command::new(&host);
     command

@@ -50,6 +50,32 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// A user other than the one running the tests.
+#[derive(Debug, Clone, Copy)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The unprivileged user `nobody`, who plays "another local user".
+///
+/// Panics if the password database has no such user.
+pub fn nobody() -> User {
+    // SAFETY: getpwnam takes a NUL-terminated name and returns null or a
+    // pointer to static storage, read at once; the lock keeps two tests of
+    // one process from overwriting that storage under each other.
+    static LOOKUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _lock = LOOKUP.lock().unwrap_or_else(|e| e.into_inner());
+    unsafe {
+        let entry = libc::getpwnam(c"nobody".as_ptr());
+        assert!(!entry.is_null(), "no user `nobody` on this machine");
+        User {
+            uid: (*entry).pw_uid,
+            gid: (*entry).pw_gid,
+        }
+    }
+}
+
 /// The `main` of a test file run under `libtest-mimic`: runs the listed
 /// test functions, those under `root` only as root (see the module docs).
 #[macro_export]

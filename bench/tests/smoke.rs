@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use test_support::{HostStart, build, plugin_path};
+use test_support::{HostStart, build_workspace, plugin_path};
 
 /// Longest a tool run may take here; both runs below last a few seconds.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
@@ -71,7 +71,7 @@ fn number(report: &Value, key: &str) -> f64 {
 
 #[test]
 fn bench_one_second_against_host() {
-    build(&["hello"]);
+    build_workspace();
     let host = HostStart::new().config(host_config(&["hello"])).spawn();
     let addr = host.addr().to_string();
     let (report, status) = run_json(
@@ -103,7 +103,7 @@ fn bench_one_second_against_host() {
 
 #[test]
 fn soak_smoke_against_host() {
-    build(&["hello", "testkit"]);
+    build_workspace();
     let host = HostStart::new()
         .config(host_config(&["hello", "testkit"]))
         .spawn();

@@ -24,7 +24,7 @@ pub fn noop_table(hooks: usize) -> Dispatcher {
 
 /// A table with the real `libhello.so`, loaded as the host loads it.
 pub fn hello_library() -> (Dispatcher, RuntimeDir) {
-    test_support::build(&["hello"]);
+    test_support::build_workspace();
     let text = format!(
         "server_name = \"bench\"\n[[plugin]]\npath = {:?}\n",
         test_support::plugin_path("hello").display().to_string()

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use test_support::{HostStart, build, build_outside, plugin_entry, plugin_path, workspace_dir};
+use test_support::{
+    HostStart, build_outside, build_workspace, plugin_entry, plugin_path, workspace_dir,
+};
 
 /// Runs `--check`, which must fail; returns the error lines (a start may
 /// also log, say, the removal of a dead host's copies).
@@ -172,7 +174,7 @@ fn a_plugin_built_against_another_plugin_api_says_both_versions_in_one_line() {
         ]
     );
     // The same host loads the same plugin built against its own plugin-api.
-    build(&["hello"]);
+    build_workspace();
     let ok = HostStart::new()
         .config(plugin_entry("hello"))
         .arg("--check")

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use test_support::{HostOutput, HostStart, build, plugin_entry, plugin_path};
+use test_support::{HostOutput, HostStart, build_workspace, plugin_entry, plugin_path};
 
 /// Generous bound for a refusal the issue wants within a second.
 const PROMPTLY: Duration = Duration::from_secs(10);
@@ -46,7 +46,7 @@ fn worker_threads_has_an_upper_bound() {
 
 #[test]
 fn the_same_library_under_other_paths_is_recognised_before_it_is_copied() {
-    build(&["hello"]);
+    build_workspace();
     let start = HostStart::new();
     let dir = start.dir().to_path_buf();
     std::os::unix::fs::symlink(plugin_path("hello"), dir.join("link.so")).unwrap();
@@ -85,7 +85,7 @@ fn the_same_library_under_other_paths_is_recognised_before_it_is_copied() {
 
 #[test]
 fn the_same_library_by_name_and_by_path_is_recognised() {
-    build(&["hello"]);
+    build_workspace();
     let start = HostStart::new();
     let plugins = start.dir().join("plugins.d");
     std::fs::create_dir(&plugins).unwrap();

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use test_support::{Conn, HostStart, WAIT, build, plugin_path, wait_until};
+use test_support::{Conn, HostStart, WAIT, build_workspace, plugin_path, wait_until};
 
 /// A host loading `testkit` by name from its plugins directory.
 fn drop_in(start: &HostStart) -> std::path::PathBuf {
-    build(&["testkit", "hello"]);
+    build_workspace();
     let dir = start.dir().join("plugins.d");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("libtestkit.so");
@@ -161,7 +161,7 @@ fn a_plugin_name_cannot_escape_the_plugins_directory() {
 /// `testkit`'s library copied into directory `dir` (created, then given
 /// `mode`) under the host's directory; returns the copy's path.
 fn library_in(start: &HostStart, dir: &str, mode: u32) -> std::path::PathBuf {
-    build(&["testkit"]);
+    build_workspace();
     let dir = start.dir().join(dir);
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("libtestkit.so");
@@ -202,7 +202,7 @@ fn a_link_to_the_build_output_loads() {
     // Users symlink the library cargo built into the plugins directory; the
     // target directory is checked all the way up, and here it is safe.
     let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
-    build(&["testkit"]);
+    build_workspace();
     link_in(&start, "plugins.d", 0o755, &plugin_path("testkit"));
     let host = start.spawn();
     let (mut c, _) = Conn::open(host.addr());

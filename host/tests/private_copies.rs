@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
-use test_support::{Conn, HostStart, WAIT, bin_path, build, plugin_path, wait_bounded};
+use test_support::{Conn, HostStart, WAIT, bin_path, build_workspace, plugin_path, wait_bounded};
 
 /// The copy directories in `base`, by name.
 fn copy_dirs(base: &Path) -> Vec<PathBuf> {
@@ -36,7 +36,7 @@ fn mode(path: &Path) -> u32 {
 /// `testkit` with its copies in `runtime`; returns it and its address once
 /// it listens.
 fn spawn_under_umask(dir: &Path, runtime: &Path, mask: &str) -> (Child, std::net::SocketAddr) {
-    build(&["host", "testkit"]);
+    build_workspace();
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
@@ -143,7 +143,7 @@ fn copies_are_private_under_a_umask_that_takes_everything() {
 
 /// A host loading `hello`, with its copies in `runtime`.
 fn host_in(runtime: &Path) -> HostStart {
-    build(&["hello"]);
+    build_workspace();
     HostStart::new()
         .config(format!(
             "[[plugin]]\npath = {:?}\n",

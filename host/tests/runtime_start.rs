@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use test_support::{bin_path, build, wait_or_kill};
+use test_support::{bin_path, build_workspace, wait_or_kill};
 
 /// How quickly a refused start must end.
 const START_LIMIT: Duration = Duration::from_secs(10);
@@ -15,7 +15,7 @@ const START_LIMIT: Duration = Duration::from_secs(10);
 /// A copy of the host binary that user `nobody` can run, in a directory of
 /// its own: the build directory may be closed to other users.
 fn host_for_nobody(dir: &std::path::Path) -> PathBuf {
-    build(&["host"]);
+    build_workspace();
     let copy = dir.join("host");
     std::fs::copy(bin_path("host"), &copy).expect("copy the host binary");
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");

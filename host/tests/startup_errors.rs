@@ -1,7 +1,7 @@
 //! Every way start-up can fail says so in one clear line naming the
 //! plugin and file, and exits non-zero; `--check` reports what would run.
 
-use test_support::{HostStart, build, plugin_entry, plugin_path};
+use test_support::{HostStart, build_workspace, plugin_entry, plugin_path};
 
 fn fails_with(start: HostStart, expected: &[&str]) -> String {
     let out = start.run();
@@ -67,7 +67,7 @@ fn a_garbage_file_is_not_a_library() {
 
 #[test]
 fn a_library_without_root_module_is_not_a_plugin() {
-    build(&["noroot"]);
+    build_workspace();
     fails_with(
         HostStart::new().config(plugin_entry("noroot")),
         &["libnoroot.so` (config line 2): not a plugin: the library exports no plugin root module"],

@@ -99,19 +99,17 @@ fn run_cargo(mut cmd: Command, what: &str) {
     );
 }
 
-/// Makes sure the named workspace packages (binaries and `cdylib`s) are
-/// built, with the profile, target and target directory of the running test.
+/// Makes sure every workspace package (binaries and `cdylib`s) is built,
+/// with the profile, target and target directory of the running test.
 ///
-/// The first call in a test process builds the whole workspace, and later
-/// calls return at once. One `cargo build --workspace` for every test, rather
+/// The first call in a test process builds, later calls return at once. One `cargo build --workspace` for every test, rather
 /// than `-p` for the packages each one names, gives every nested build the
 /// same feature set: builds of a few packages each resolve features of their
 /// own and compile their own copies of the dependencies, which on a cold
 /// run cost more than the tests themselves.
 ///
 /// Panics with cargo's output if the build fails: a test cannot go on without it.
-pub fn build(packages: &[&str]) {
-    let _ = packages;
+pub fn build_workspace() {
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if *built {
         return;
@@ -162,7 +160,7 @@ pub fn bin_path(name: &str) -> PathBuf {
 /// A `[[plugin]]` config entry loading the workspace's compiled plugin
 /// `name` by path, building it first.
 pub fn plugin_entry(name: &str) -> String {
-    build(&[name]);
+    build_workspace();
     format!(
         "[[plugin]]\npath = {:?}\n",
         plugin_path(name).display().to_string()

@@ -6,7 +6,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::{WAIT, bin_path, build, wait_bounded};
+use crate::{WAIT, bin_path, build_workspace, wait_bounded};
 
 /// Prepares a run of the real `host` binary in a private temporary directory.
 ///
@@ -28,7 +28,7 @@ impl Default for HostStart {
 
 impl HostStart {
     pub fn new() -> Self {
-        build(&["host"]);
+        build_workspace();
         HostStart {
             dir: tempfile::tempdir().expect("temp dir"),
             config: String::new(),

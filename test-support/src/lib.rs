@@ -13,7 +13,8 @@ pub mod root;
 mod wait;
 
 pub use build::{
-    artifact_dir, bin_path, build, build_outside, plugin_entry, plugin_path, workspace_dir,
+    artifact_dir, bin_path, build_outside, build_workspace, plugin_entry, plugin_path,
+    workspace_dir,
 };
 pub use conn::Conn;
 pub use host::{HostOutput, HostProcess, HostStart};

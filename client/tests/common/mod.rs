@@ -20,7 +20,7 @@ pub const EXIT_ERR_REPLY: i32 = 5;
 
 /// Starts the real host, named `testhost`, with the hello and time plugins.
 pub fn host() -> HostProcess {
-    test_support::build(&["hello", "time"]);
+    test_support::build_workspace();
     let config = format!(
         "server_name = \"testhost\"\n\
          [[plugin]]\npath = \"{}\"\n\

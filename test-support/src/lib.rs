@@ -2,9 +2,9 @@
 //!
 //! Tests run against the real binaries and the real plugin libraries. Cargo
 //! does not build a package's `cdylib` just because another package's test
-//! needs it, so [`build`] runs `cargo build` for the packages a test names,
-//! with the same profile and target directory as the test binary itself,
-//! and the tests then find every artifact in that directory.
+//! needs it, so [`build_workspace`] runs `cargo build --workspace` once per
+//! test process, with the same profile, target and target directory as the
+//! test binary itself, and the tests then find every artifact there.
 
 mod build;
 mod conn;

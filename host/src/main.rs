@@ -114,26 +114,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    // One worker is the single-threaded runtime: no work stealing, no
-    // cross-thread wake-ups. Blocking hooks still get their own threads.
-    let runtime =
-        process_setup::build_runtime(config.worker_threads).with_context(|| {
-            match config.worker_threads {
-                Some(n) => format!("worker_threads = {n} in {}", cli.config.display()),
-                None => "one worker thread per core".to_owned(),
-            }
-        })?;
+    let threads = config.worker_threads.unwrap_or_else(process_setup::cores);
+    process_setup::check_threads(threads)
+        .with_context(|| format!("worker_threads = {threads} in {}", cli.config.display()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let signals = StopSignals::install().context("cannot catch SIGINT and SIGTERM")?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
+        let listener = std::net::TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         // The first line on stdout, for scripts and tests that start the
         // host on port 0 and need to know where it is.
         println!("listening on {addr}");
         let _ = std::io::stdout().flush();
-        info!(%addr, plugins = dispatcher.plugins().len(), "serving");
+        info!(%addr, plugins = dispatcher.plugins().len(), threads, "serving");
         let shared = Shared::new(
             dispatcher,
             Limits {
@@ -145,7 +142,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_connections: config.max_connections,
             shutdown_timeout: config.shutdown_timeout,
         };
-        server::run(listener, shared, settings, signals.recv()).await;
+        server::run(listener, threads, shared, settings, signals.recv()).await?;
         anyhow::Ok(())
     })?;
     // Blocking hooks still running hold up nothing past this point.

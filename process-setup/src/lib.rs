@@ -6,4 +6,4 @@ mod files;
 mod runtime;
 
 pub use files::raise_open_files_limit;
-pub use runtime::{RuntimeError, build_runtime, cores};
+pub use runtime::{RuntimeError, build_runtime, check_threads, cores};

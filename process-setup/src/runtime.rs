@@ -47,8 +47,10 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Starts `count` threads that all live at once, then lets them end.
-fn check_threads(count: usize) -> Result<(), RuntimeError> {
+/// Starts `count` threads that all live at once, then lets them end: an
+/// error says the system would refuse that many, where starting them for
+/// real would leave some half-started.
+pub fn check_threads(count: usize) -> Result<(), RuntimeError> {
     // Held while threads start: each blocks on it, so none can end before
     // the last has started.
     let gate = Arc::new(RwLock::new(()));

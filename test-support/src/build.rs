@@ -23,10 +23,11 @@ pub fn artifact_dir() -> PathBuf {
 /// target and profile it was built with.
 struct Layout {
     target_dir: PathBuf,
-    /// Set when the tests were built with `--target`, as the sanitizer run
-    /// is (to keep its flags away from proc macros): artifacts then sit in
-    /// `<target-dir>/<triple>/<profile>`, and every cargo build a test starts
-    /// must name the same triple to get the same flags.
+    /// Set when the tests were built for an explicit target, as the
+    /// sanitizer run is (`CARGO_BUILD_TARGET`, to keep its flags away from
+    /// proc macros): artifacts then sit in `<target-dir>/<triple>/<profile>`,
+    /// and every cargo build a test starts must build for the same triple
+    /// to get the same flags.
     triple: Option<String>,
     profile: String,
 }
@@ -40,12 +41,15 @@ impl Layout {
             .expect("profile directory name")
             .to_owned();
         let parent = dir.parent().expect("target directory");
-        // Cargo marks both the target directory and a triple's directory
-        // inside it with CACHEDIR.TAG.
-        match parent.parent() {
-            Some(above) if above.join("CACHEDIR.TAG").exists() => Layout {
-                target_dir: above.to_path_buf(),
-                triple: parent.file_name().map(|n| n.to_string_lossy().into_owned()),
+        // Cargo builds for the target this variable names when no
+        // `--target` is given, and the nested builds inherit it.
+        match std::env::var("CARGO_BUILD_TARGET") {
+            Ok(triple) if !triple.is_empty() => Layout {
+                target_dir: parent
+                    .parent()
+                    .expect("target directory above the triple's")
+                    .to_path_buf(),
+                triple: Some(triple),
                 profile,
             },
             _ => Layout {

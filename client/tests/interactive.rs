@@ -2,50 +2,18 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
-use expectrl::{ControlCode, Eof, Regex, Session, WaitStatus};
-use test_support::{HostProcess, WAIT, wait_until};
-
-/// The client in a pty, with history and data directories in `home`.
-fn spawn(host: &HostProcess, home: &std::path::Path) -> Session {
-    let mut cmd: Command = client_cmd(host);
-    cmd.arg("--history-file")
-        .arg(home.join("history.txt"))
-        .env("HOME", home)
-        .env("XDG_DATA_HOME", home.join("data"))
-        .env("TERM", "xterm");
-    let mut session = Session::spawn(cmd).expect("spawn client in a pty");
-    session.set_expect_timeout(Some(WAIT));
-    session
-}
+use expectrl::{ControlCode, Regex};
 
 /// A whole line of the screen holding something shaped like a date and a
 /// time: after a line feed or a line erase, up to the carriage return.
 const DATE_TIME_LINE: &str = r"(?:\n|\x1b\[K)([^\x1b\r\n]*\d+\.\d+\.\d+ [0-9:]+[^\x1b\r\n]*)\r";
 
-/// Waits for the client to exit and returns its exit code.
-fn exit_code(session: &mut Session) -> i32 {
-    // Drains the rest of the output so the client never blocks on a full pty.
-    let _ = session.expect(Eof);
-    let mut code = None;
-    wait_until(WAIT, || match session.get_process().status() {
-        Ok(WaitStatus::Exited(_, c)) => {
-            code = Some(c);
-            true
-        }
-        Ok(WaitStatus::StillAlive) => false,
-        other => panic!("client did not exit normally: {other:?}"),
-    });
-    code.unwrap_or_else(|| panic!("client still running after {WAIT:?}"))
-}
-
 #[test]
 fn hello_then_ctrl_d_exits_zero_and_keeps_history() {
     let host = host();
     let home = tempfile::tempdir().expect("temp dir");
-    let mut s = spawn(&host, home.path());
+    let mut s = spawn(host.addr(), home.path());
     s.expect("Welcome aboard !").expect("greeting");
     s.expect("> ").expect("prompt");
     s.send_line("HELLO").expect("type HELLO");
@@ -54,15 +22,15 @@ fn hello_then_ctrl_d_exits_zero_and_keeps_history() {
     s.send(ControlCode::EOT).expect("Ctrl-D");
     s.expect("connection closed").expect("close confirmed");
     assert_eq!(exit_code(&mut s), EXIT_OK);
-    let history = std::fs::read_to_string(home.path().join("history.txt")).expect("history");
-    assert!(history.lines().any(|l| l == "HELLO"), "{history:?}");
+    let lines = history(home.path());
+    assert!(lines.iter().any(|l| l == "HELLO"), "{lines:?}");
 }
 
 #[test]
 fn ctrl_c_leaves_cleanly() {
     let host = host();
     let home = tempfile::tempdir().expect("temp dir");
-    let mut s = spawn(&host, home.path());
+    let mut s = spawn(host.addr(), home.path());
     s.expect("> ").expect("prompt");
     s.send("HEL").expect("type part of a line");
     s.send(ControlCode::ETX).expect("Ctrl-C");
@@ -74,7 +42,7 @@ fn ctrl_c_leaves_cleanly() {
 fn typed_close_waits_for_confirmation() {
     let host = host();
     let home = tempfile::tempdir().expect("temp dir");
-    let mut s = spawn(&host, home.path());
+    let mut s = spawn(host.addr(), home.path());
     s.expect("> ").expect("prompt");
     s.send_line("TIME").expect("type TIME");
     let shown = s.expect(Regex(DATE_TIME_LINE)).expect("the time, rendered");
@@ -89,7 +57,7 @@ fn typed_close_waits_for_confirmation() {
 fn server_leaving_while_the_user_types_is_reported() {
     let host = host();
     let home = tempfile::tempdir().expect("temp dir");
-    let mut s = spawn(&host, home.path());
+    let mut s = spawn(host.addr(), home.path());
     s.expect("> ").expect("prompt");
     s.send("HEL").expect("type part of a line");
     host.terminate();

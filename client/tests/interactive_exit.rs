@@ -7,52 +7,12 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::num::NonZeroU16;
-use std::path::Path;
-use std::process::Command;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use common::*;
-use expectrl::{ControlCode, Eof, Session, WaitStatus};
+use expectrl::{ControlCode, Session};
 use nix::sys::termios::{self, LocalFlags};
 use test_support::WAIT;
-
-/// The client in a pty at `addr`, keeping its history in `home`.
-fn spawn(addr: std::net::SocketAddr, home: &Path) -> Session {
-    let mut cmd = Command::new(CLIENT);
-    cmd.arg(addr.ip().to_string())
-        .arg(addr.port().to_string())
-        .arg("--history-file")
-        .arg(home.join("history.txt"))
-        .env_remove("CLIENT_HISTORY_FILE")
-        .env("HOME", home)
-        .env("XDG_DATA_HOME", home.join("data"))
-        .env("TERM", "xterm");
-    let mut session = Session::spawn(cmd).expect("spawn client in a pty");
-    session.set_expect_timeout(Some(WAIT));
-    session
-}
-
-/// Waits for the client to exit and returns its exit code.
-fn exit_code(session: &mut Session) -> i32 {
-    // Drains the rest of the output so the client never blocks on a full pty.
-    let _ = session.expect(Eof);
-    let start = Instant::now();
-    loop {
-        match session.get_process().status() {
-            Ok(WaitStatus::Exited(_, code)) => return code,
-            Ok(WaitStatus::StillAlive) if start.elapsed() < WAIT => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            other => panic!("client did not exit normally: {other:?}"),
-        }
-    }
-}
-
-fn history(home: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(home.join("history.txt")).expect("history file");
-    text.lines().map(str::to_owned).collect()
-}
 
 /// True when the terminal is back in line mode: the line editor switches
 /// canonical input and signal keys off while it reads, and a shell needs

@@ -1,13 +1,17 @@
 //! Helpers shared by the client's integration tests: the real host with the
-//! hello and time plugins, and the real client binary run with bounded waits.
+//! hello and time plugins, and the real client binary run with bounded waits,
+//! through pipes or in a pseudo-terminal.
 
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
-use test_support::{HostProcess, HostStart, WAIT, wait_or_kill};
+use expectrl::{Eof, Session, WaitStatus};
+use test_support::{HostProcess, HostStart, WAIT, wait_or_kill, wait_until};
 
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_client");
 
@@ -33,11 +37,52 @@ pub fn host() -> HostProcess {
 
 /// The client command for `host`, with the address as positional arguments.
 pub fn client_cmd(host: &HostProcess) -> Command {
+    client_at(host.addr())
+}
+
+/// The client command for a server at `addr`.
+fn client_at(addr: SocketAddr) -> Command {
     let mut cmd = Command::new(CLIENT);
-    cmd.arg(host.addr().ip().to_string())
-        .arg(host.addr().port().to_string())
+    cmd.arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
         .env_remove("CLIENT_HISTORY_FILE");
     cmd
+}
+
+/// The client in a pty, talking to the server at `addr` (the real host or
+/// a scripted one), with its history file and data directories in `home`.
+pub fn spawn(addr: SocketAddr, home: &Path) -> Session {
+    let mut cmd = client_at(addr);
+    cmd.arg("--history-file")
+        .arg(home.join("history.txt"))
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("TERM", "xterm");
+    let mut session = Session::spawn(cmd).expect("spawn client in a pty");
+    session.set_expect_timeout(Some(WAIT));
+    session
+}
+
+/// The lines of the history file of a client started by [`spawn`].
+pub fn history(home: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(home.join("history.txt")).expect("history file");
+    text.lines().map(str::to_owned).collect()
+}
+
+/// Waits for the client in `session` to exit and returns its exit code.
+pub fn exit_code(session: &mut Session) -> i32 {
+    // Drains the rest of the output so the client never blocks on a full pty.
+    let _ = session.expect(Eof);
+    let mut code = None;
+    wait_until(WAIT, || match session.get_process().status() {
+        Ok(WaitStatus::Exited(_, c)) => {
+            code = Some(c);
+            true
+        }
+        Ok(WaitStatus::StillAlive) => false,
+        other => panic!("client did not exit normally: {other:?}"),
+    });
+    code.unwrap_or_else(|| panic!("client still running after {WAIT:?}"))
 }
 
 /// What a finished client run printed.

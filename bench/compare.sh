@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the same loads against the host and against Redis, alternating, and
-# prints a table: host, Redis, and the ratio host/Redis.
+# prints tables: throughput and CPU time per request of the host with its
+# default config, of the host with one worker thread, and of Redis, and the
+# ratios of each host to Redis.
 #
 # Everything runs on loopback. Knobs (environment):
 #   ROUNDS=3          rounds of host/redis alternation; the table shows medians
@@ -11,7 +13,8 @@
 #   IDLE_CONNS=10000  idle connections for the memory comparison
 #   IDLE_HOLD=3s      how long they are held
 #   BENCH_THREADS=1   worker threads of the load generator
-#   HOST_WORKERS=1    the host's worker_threads; one thread serving
+#   HOST_WORKERS=1    worker_threads of the second host (the first runs the
+#                     default config, which sets none); one thread serving
 #                     connections, like Redis, leaves the other core to the
 #                     load generator
 #   SKIP_BUILD=1      use the existing release build
@@ -35,10 +38,41 @@ started_pids=()
 say() { printf '%s\n' "$*" >&2; }
 die() { say "compare.sh: $*"; exit 1; }
 
+# descendants PID...: "pid starttime" of every process descending from the
+# given ones, from the ppid field of /proc/*/stat (the comm field before it
+# may hold spaces, so the line is cut after its last ')').
+descendants() {
+    local stat line rest
+    local -a fields
+    local -A parent=() start=()
+    for stat in /proc/[0-9]*/stat; do
+        read -r line 2>/dev/null <"$stat" || continue
+        rest=${line##*) }
+        read -r -a fields <<<"$rest"
+        parent[${line%% *}]=${fields[1]}
+        start[${line%% *}]=${fields[19]}
+    done
+    local -a queue=("$@")
+    local pid child
+    while ((${#queue[@]})); do
+        pid=${queue[0]}
+        queue=("${queue[@]:1}")
+        for child in "${!parent[@]}"; do
+            if [[ ${parent[$child]} == "$pid" ]]; then
+                echo "$child ${start[$child]}"
+                queue+=("$child")
+            fi
+        done
+    done
+}
+
 # Stops what this script started, and only that: SIGTERM, then SIGKILL for
-# anything still there after a few seconds.
+# anything still there after a few seconds. A server's own child processes
+# are its business, but any it leaves behind (the same pid with the same
+# start time) are killed too, so that nothing outlives the script.
 cleanup() {
-    local pid tries
+    local pid tries leftover start now
+    leftover=$(descendants "${started_pids[@]}")
     for pid in "${started_pids[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
@@ -50,6 +84,11 @@ cleanup() {
         kill -9 "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+    while read -r pid start; do
+        [[ -n $pid ]] || continue
+        now=$(sed 's/.*) /x x /' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f22) || true
+        [[ $now == "$start" ]] && kill -9 "$pid" 2>/dev/null || true
+    done <<<"$leftover"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -167,27 +206,56 @@ errors_seen=0
 # subshell, so that `die` stops the script and the error count sticks.
 load() {
     local -n into=$1
-    local addr=$2 key=$3 out errors
+    local addr=$2 key=$3
     shift 3
-    out=$("$bench" --addr "$addr" --threads "$BENCH_THREADS" --duration "$DURATION" --json "$@") ||
+    run_bench "$addr" "$@"
+    into+=("$(field "$bench_out" "$key")")
+}
+
+# load_cpu RPS_ARRAY CPU_ARRAY ADDR PID ARGS...: one bench run that also
+# reads the CPU time of PID and its descendants (every thread, from /proc)
+# over the run; appends req/s to RPS_ARRAY and CPU microseconds per request
+# to CPU_ARRAY.
+load_cpu() {
+    local -n rps_into=$1 cpu_into=$2
+    local addr=$3 pid=$4 cpu
+    shift 4
+    run_bench "$addr" --cpu-pid "$pid" "$@"
+    cpu=$(field "$bench_out" server_cpu_us_per_req)
+    [[ -n $cpu ]] || die "no CPU figure for pid $pid (did it exit?): $bench_out"
+    rps_into+=("$(field "$bench_out" rps)")
+    cpu_into+=("$cpu")
+}
+
+# run_bench ADDR ARGS...: sets bench_out to bench's JSON; warns (and
+# remembers) when the run had errors.
+run_bench() {
+    local addr=$1 errors
+    shift
+    bench_out=$("$bench" --addr "$addr" --threads "$BENCH_THREADS" --duration "$DURATION" --json "$@") ||
         die "bench failed against $addr"
-    errors=$(field "$out" errors)
+    errors=$(field "$bench_out" errors)
     if [[ $errors != 0 ]]; then
-        say "warning: $errors errors against $addr ($*): $out"
+        say "warning: $errors errors against $addr ($*): $bench_out"
         errors_seen=$((errors_seen + errors))
     fi
-    into+=("$(field "$out" "$key")")
 }
 
 # --- servers ----------------------------------------------------------------
 
 max_conns=$((IDLE_CONNS + 1000))
-# What both host configs share.
+# What every host config shares. The default config leaves worker_threads
+# unset; only host-1.toml sets it.
 host_settings="server_name = \"compare\"
-max_connections = $max_conns
-worker_threads = $HOST_WORKERS"
+max_connections = $max_conns"
 cat >"$work/host.toml" <<TOML
 $host_settings
+[[plugin]]
+path = "$release/libhello.so"
+TOML
+cat >"$work/host-1.toml" <<TOML
+$host_settings
+worker_threads = $HOST_WORKERS
 [[plugin]]
 path = "$release/libhello.so"
 TOML
@@ -208,35 +276,45 @@ else
 fi
 
 start_host host "$work/host.toml"
-host1_addr=$host_addr
+hostd_addr=$host_addr hostd_pid=$host_pid
+start_host host-1 "$work/host-1.toml"
+host1_addr=$host_addr host1_pid=$host_pid
 if ((hooks_ready)); then
     start_host host-hooks "$work/host-hooks.toml"
     hooks_addr=$host_addr
 fi
 start_redis redis
-say "host on $host1_addr, redis on $redis_addr"
+say "host (default config) on $hostd_addr, host (worker_threads = $HOST_WORKERS) on $host1_addr, redis on $redis_addr"
 
-# --- loads, alternating host and redis --------------------------------------
+# --- loads, alternating hosts and redis -------------------------------------
 
-pp_h=() pp_r=() pl_h=() pl_r=() lat_h=() lat_r=() hk_1=() hk_n=()
+# Suffixes: d = host with the default config, 1 = host with HOST_WORKERS
+# worker threads, r = Redis; pp = ping-pong, pl = pipelined, c = CPU
+# microseconds per request.
+pp_d=() pp_1=() pp_r=() ppc_d=() ppc_1=() ppc_r=()
+pl_d=() pl_1=() pl_r=() plc_d=() plc_1=() plc_r=()
+lat_d=() lat_1=() lat_r=() hk_1=() hk_n=()
 for ((round = 1; round <= ROUNDS; round++)); do
     say "round $round/$ROUNDS"
-    load pp_h "$host1_addr" rps "${host_load[@]}" -c "$CONNS" -P 1
-    load pp_r "$redis_addr" rps "${redis_load[@]}" -c "$CONNS" -P 1
-    load pl_h "$host1_addr" rps "${host_load[@]}" -c "$CONNS" -P "$PIPELINE"
-    load pl_r "$redis_addr" rps "${redis_load[@]}" -c "$CONNS" -P "$PIPELINE"
-    load lat_h "$host1_addr" p50_us "${host_load[@]}" -c 1 -P 1
+    load_cpu pp_d ppc_d "$hostd_addr" "$hostd_pid" "${host_load[@]}" -c "$CONNS" -P 1
+    load_cpu pp_1 ppc_1 "$host1_addr" "$host1_pid" "${host_load[@]}" -c "$CONNS" -P 1
+    load_cpu pp_r ppc_r "$redis_addr" "$redis_pid" "${redis_load[@]}" -c "$CONNS" -P 1
+    load_cpu pl_d plc_d "$hostd_addr" "$hostd_pid" "${host_load[@]}" -c "$CONNS" -P "$PIPELINE"
+    load_cpu pl_1 plc_1 "$host1_addr" "$host1_pid" "${host_load[@]}" -c "$CONNS" -P "$PIPELINE"
+    load_cpu pl_r plc_r "$redis_addr" "$redis_pid" "${redis_load[@]}" -c "$CONNS" -P "$PIPELINE"
+    load lat_d "$hostd_addr" p50_us "${host_load[@]}" -c 1 -P 1
+    load lat_1 "$host1_addr" p50_us "${host_load[@]}" -c 1 -P 1
     load lat_r "$redis_addr" p50_us "${redis_load[@]}" -c 1 -P 1
     if ((hooks_ready)); then
         load hk_n "$hooks_addr" rps "${hooks_load[@]}" -c "$CONNS" -P 1
-        load hk_1 "$host1_addr" rps "${host_load[@]}" -c "$CONNS" -P 1
+        load hk_1 "$hostd_addr" rps "${host_load[@]}" -c "$CONNS" -P 1
     fi
 done
 
 # --- memory with idle connections, on fresh servers -------------------------
 
 # idle ADDR PID ARGS...: holds IDLE_CONNS idle connections and sets idle_rss
-# to the server's VmRSS meanwhile.
+# to the server's VmRSS meanwhile (summed over PID and its descendants).
 idle() {
     local addr=$1 pid=$2 out
     shift 2
@@ -258,26 +336,59 @@ rss_r=$idle_rss
 
 # --- report -----------------------------------------------------------------
 
-row() { # LABEL HOST REDIS FORMAT
-    awk -v l="$1" -v h="$2" -v r="$3" -v f="$4" 'BEGIN {
-        ratio = (r + 0 > 0) ? sprintf("%.2f", h / r) : "n/a";
-        printf "%-46s " f " " f " %9s\n", l, h, r, ratio }'
+# Markdown tables, so that they can be pasted as they are.
+ratio() { # A B: A/B with two decimals
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a == "" || b == "" || b + 0 <= 0) print "n/a"; else printf "%.2f\n", a / b }'
 }
+num() { # VALUE FORMAT
+    awk -v v="$1" -v f="$2" 'BEGIN { if (v == "") print "n/a"; else printf f "\n", v }'
+}
+row3() { # LABEL HOST-DEFAULT HOST-1 REDIS FORMAT
+    printf '| %-44s | %14s | %14s | %14s |\n' "$1" "$(num "$2" "$5")" "$(num "$3" "$5")" "$(num "$4" "$5")"
+}
+row2() { # LABEL RATIO-DEFAULT RATIO-1
+    printf '| %-52s | %20s | %24s |\n' "$1" "$2" "$3"
+}
+
+pp_d_m=$(median "${pp_d[@]}") pp_1_m=$(median "${pp_1[@]}") pp_r_m=$(median "${pp_r[@]}")
+ppc_d_m=$(median "${ppc_d[@]}") ppc_1_m=$(median "${ppc_1[@]}") ppc_r_m=$(median "${ppc_r[@]}")
+pl_d_m=$(median "${pl_d[@]}") pl_1_m=$(median "${pl_1[@]}") pl_r_m=$(median "${pl_r[@]}")
+plc_d_m=$(median "${plc_d[@]}") plc_1_m=$(median "${plc_1[@]}") plc_r_m=$(median "${plc_r[@]}")
+lat_d_m=$(median "${lat_d[@]}") lat_1_m=$(median "${lat_1[@]}") lat_r_m=$(median "${lat_r[@]}")
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 echo
 echo "machine: $(nproc) cores, ${cpu:-unknown CPU}; $(redis-server --version | awk '{print $1, $2, $3}')"
-echo "loads: ${DURATION} each, median of $ROUNDS rounds, bench with $BENCH_THREADS thread(s), host with worker_threads = $HOST_WORKERS"
+echo "loads: ${DURATION} each, median of $ROUNDS rounds, bench with $BENCH_THREADS thread(s);"
+echo "host default = the default config (worker_threads unset); host 1 thread = worker_threads = $HOST_WORKERS;"
+echo "CPU = user + system time of every thread of the server and its child processes (/proc), per reply"
 echo
-printf '%-46s %14s %14s %9s\n' "metric" "host" "redis" "host/redis"
-row "$CONNS conns ping-pong HELLO/PING (req/s)" "$(median "${pp_h[@]}")" "$(median "${pp_r[@]}")" "%14.0f"
-row "$CONNS conns pipeline $PIPELINE (req/s)" "$(median "${pl_h[@]}")" "$(median "${pl_r[@]}")" "%14.0f"
-row "1 conn ping-pong p50 latency (us)" "$(median "${lat_h[@]}")" "$(median "${lat_r[@]}")" "%14.1f"
-row "RSS with $IDLE_CONNS idle conns (KiB)" "$rss_h" "$rss_r" "%14.0f"
+printf '| %-44s | %14s | %14s | %14s |\n' "metric" "host default" "host 1 thread" "redis"
+printf '| %-44s | %14s | %14s | %14s |\n' "---" "---" "---" "---"
+row3 "$CONNS conns ping-pong HELLO/PING (req/s)" "$pp_d_m" "$pp_1_m" "$pp_r_m" "%.0f"
+row3 "$CONNS conns ping-pong, CPU per request (us)" "$ppc_d_m" "$ppc_1_m" "$ppc_r_m" "%.2f"
+row3 "$CONNS conns pipeline $PIPELINE (req/s)" "$pl_d_m" "$pl_1_m" "$pl_r_m" "%.0f"
+row3 "$CONNS conns pipeline $PIPELINE, CPU per request (us)" "$plc_d_m" "$plc_1_m" "$plc_r_m" "%.3f"
+row3 "1 conn ping-pong p50 latency (us)" "$lat_d_m" "$lat_1_m" "$lat_r_m" "%.1f"
+row3 "RSS with $IDLE_CONNS idle conns (KiB)" "$rss_h" "" "$rss_r" "%.0f"
+echo
+printf '| %-52s | %20s | %24s |\n' "load ($CONNS conns)" "host default / Redis" "host 1 thread / Redis"
+printf '| %-52s | %20s | %24s |\n' "---" "---" "---"
+row2 "ping-pong, throughput" "$(ratio "$pp_d_m" "$pp_r_m")" "$(ratio "$pp_1_m" "$pp_r_m")"
+row2 "ping-pong, Redis CPU per request / host's" "$(ratio "$ppc_r_m" "$ppc_d_m")" "$(ratio "$ppc_r_m" "$ppc_1_m")"
+row2 "pipeline $PIPELINE, throughput" "$(ratio "$pl_d_m" "$pl_r_m")" "$(ratio "$pl_1_m" "$pl_r_m")"
+row2 "pipeline $PIPELINE, Redis CPU per request / host's" "$(ratio "$plc_r_m" "$plc_d_m")" "$(ratio "$plc_r_m" "$plc_1_m")"
+row2 "1 conn ping-pong p50 latency, host / Redis" "$(ratio "$lat_d_m" "$lat_r_m")" "$(ratio "$lat_1_m" "$lat_r_m")"
+row2 "RSS with $IDLE_CONNS idle conns, host / Redis" "$(ratio "$rss_h" "$rss_r")" "n/a"
+echo "(throughput and CPU ratios above 1 favour the host; latency and RSS ratios below 1 do)"
 echo
 if ((hooks_ready)); then
-    printf '%-46s %14s %14s %9s\n' "metric" "$HOOKS hooks" "1 hook" "ratio"
-    row "host $CONNS conns ping-pong HELLO (req/s)" "$(median "${hk_n[@]}")" "$(median "${hk_1[@]}")" "%14.0f"
+    printf '| %-44s | %14s | %14s | %9s |\n' "metric (host default config)" "$HOOKS hooks" "1 hook" "$HOOKS/1"
+    printf '| %-44s | %14s | %14s | %9s |\n' "---" "---" "---" "---"
+    hk_n_m=$(median "${hk_n[@]}") hk_1_m=$(median "${hk_1[@]}")
+    printf '| %-44s | %14s | %14s | %9s |\n' "$CONNS conns ping-pong HELLO (req/s)" \
+        "$(num "$hk_n_m" "%.0f")" "$(num "$hk_1_m" "%.0f")" "$(ratio "$hk_n_m" "$hk_1_m")"
 else
     echo "host with $HOOKS hooks: skipped (no libtestkit.so)"
 fi

@@ -5,12 +5,14 @@
 //! send and what a good reply looks like.
 
 pub mod conn;
+pub mod cpu;
 pub mod duration;
 pub mod greeting;
 pub mod lines;
 pub mod pattern;
 pub mod rss;
 pub mod target;
+pub mod tree;
 pub mod watchdog;
 
 /// Whether `error` comes from writing to a pipe whose reader has gone,

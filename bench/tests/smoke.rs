@@ -74,11 +74,14 @@ fn bench_one_second_against_host() {
     build_workspace();
     let host = HostStart::new().config(host_config(&["hello"])).spawn();
     let addr = host.addr().to_string();
+    let pid = host.pid().to_string();
     let (report, status) = run_json(
         Path::new(env!("CARGO_BIN_EXE_bench")),
         &[
             "--addr",
             &addr,
+            "--cpu-pid",
+            &pid,
             "--greeting",
             "^MSG Welcome",
             "--request",
@@ -99,6 +102,23 @@ fn bench_one_second_against_host() {
     assert!(number(&report, "replies") > 0.0, "{report}");
     assert_eq!(number(&report, "errors"), 0.0, "{report}");
     assert_eq!(number(&report, "connected"), 4.0, "{report}");
+
+    // The host answered every request, so it spent CPU on them; no more
+    // than every core could give over the run, with room for the clock
+    // tick each process's figure may be off by.
+    let cpu = number(&report, "server_cpu_s");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let bound = number(&report, "elapsed_s") * cores + 0.1;
+    assert!(
+        cpu > 0.0 && cpu <= bound,
+        "server_cpu_s {cpu} outside (0, {bound}]: {report}"
+    );
+    let per_request = number(&report, "server_cpu_us_per_req");
+    let expected = cpu * 1e6 / number(&report, "replies");
+    assert!(
+        (per_request - expected).abs() <= expected * 1e-9,
+        "{per_request} us per request, expected {expected}: {report}"
+    );
 }
 
 #[test]

@@ -117,6 +117,12 @@ pub struct LoadArgs {
     /// Exit with status 1 if there was any error.
     #[arg(long)]
     pub strict: bool,
+
+    /// Server process whose CPU time to report for the run, per request:
+    /// user plus system time of every thread of it and of its descendants
+    /// (Linux /proc).
+    #[arg(long, value_name = "PID")]
+    pub cpu_pid: Option<u32>,
 }
 
 impl LoadArgs {
@@ -148,7 +154,8 @@ pub struct IdleArgs {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration::parse)]
     pub settle: Duration,
 
-    /// Server process whose VmRSS to report (Linux /proc).
+    /// Server process whose VmRSS to report, summed with that of its
+    /// descendants (Linux /proc).
     #[arg(long, value_name = "PID")]
     pub rss_pid: Option<u32>,
 

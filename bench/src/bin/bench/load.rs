@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use bench::conn::{self, Conn};
 use bench::pattern::Pattern;
 use bench::watchdog::Watchdog;
@@ -86,6 +86,15 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<LoadReport> {
         );
     }
 
+    // Read as close to the measured window as possible, so that neither
+    // the connection setup nor the gap between runs counts.
+    let cpu_before = match args.cpu_pid {
+        Some(pid) => Some(
+            bench::cpu::tree_cpu_seconds(pid)
+                .with_context(|| format!("cannot read /proc/{pid}/stat"))?,
+        ),
+        None => None,
+    };
     let started = Instant::now();
     let plan = Arc::new(Plan {
         window: request.repeat(args.pipeline),
@@ -110,7 +119,13 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<LoadReport> {
             }),
         }
     }
-    report.finish(started.elapsed(), &latencies.snapshot());
+    let elapsed = started.elapsed();
+    // A server that died during the run has no figure to give.
+    let cpu_after = args.cpu_pid.and_then(bench::cpu::tree_cpu_seconds);
+    report.finish(elapsed, &latencies.snapshot());
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        report.server_cpu(after - before);
+    }
     Ok(report)
 }
 

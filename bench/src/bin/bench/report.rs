@@ -46,6 +46,12 @@ pub struct LoadReport {
     pub io_errors: u64,
     pub errors: u64,
     pub first_error: Option<String>,
+    /// The process given with `--cpu-pid`.
+    pub cpu_pid: Option<u32>,
+    /// CPU time it and its descendants spent during the run.
+    pub server_cpu_s: Option<f64>,
+    /// That per reply received.
+    pub server_cpu_us_per_req: Option<f64>,
 }
 
 impl LoadReport {
@@ -70,6 +76,9 @@ impl LoadReport {
             io_errors: 0,
             errors: 0,
             first_error: None,
+            cpu_pid: args.cpu_pid,
+            server_cpu_s: None,
+            server_cpu_us_per_req: None,
         }
     }
 
@@ -113,6 +122,14 @@ impl LoadReport {
         self.errors = self.mismatched + self.connect_errors + self.io_errors;
     }
 
+    /// Records the server's CPU time over the run; call after `finish`.
+    pub fn server_cpu(&mut self, seconds: f64) {
+        self.server_cpu_s = Some(seconds);
+        if self.replies > 0 {
+            self.server_cpu_us_per_req = Some(seconds * 1e6 / self.replies as f64);
+        }
+    }
+
     pub fn print(&self, json: bool) -> anyhow::Result<()> {
         // Written, not `println!`ed: a closed pipe (`bench ... | head`)
         // is an error to return, not a panic.
@@ -147,6 +164,15 @@ impl LoadReport {
             "errors        {} (mismatched replies {}, connect {}, connection {})",
             self.errors, self.mismatched, self.connect_errors, self.io_errors
         )?;
+        if let (Some(pid), Some(cpu)) = (self.cpu_pid, self.server_cpu_s) {
+            let per = self
+                .server_cpu_us_per_req
+                .map_or_else(|| "?".to_owned(), |us| format!("{us:.2}"));
+            writeln!(
+                out,
+                "server cpu    {cpu:.2} s, {per} us per request (pid {pid} and its descendants)"
+            )?;
+        }
         if let Some(e) = &self.first_error {
             writeln!(out, "first error   {e}")?;
         }
@@ -193,7 +219,7 @@ impl IdleReport {
                 .map_or_else(|| "?".to_owned(), |k| k.to_string());
             writeln!(
                 out,
-                "server rss    {rss} KiB with connections open (pid {pid}, {before} KiB before)"
+                "server rss    {rss} KiB with connections open (pid {pid} and its descendants, {before} KiB before)"
             )?;
         }
         if let Some(b) = self.bytes_per_conn {

@@ -43,7 +43,8 @@ pub struct Args {
     #[arg(long, default_value = "hello=30,echo=40,long=5,utf8=10,panic=15")]
     pub mix: Mix,
 
-    /// Pid of the host, to report its peak memory (Linux /proc).
+    /// Pid of the host, to report its peak memory, summed with that of its
+    /// descendants (Linux /proc).
     #[arg(long, value_name = "PID")]
     pub host_pid: Option<u32>,
 

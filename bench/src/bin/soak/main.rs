@@ -108,7 +108,9 @@ async fn soak(args: &Args) -> anyhow::Result<SoakReport> {
         Some((peaks, task)) => {
             task.abort();
             let (hwm, rss) = peaks.read();
-            // One last read: VmHWM only grows, so it is the true peak.
+            // One last read: each process's VmHWM only grows, so this is
+            // the peak unless a process left the tree; the polled largest
+            // value covers that case.
             let last = args.host_pid.and_then(bench::rss::peak_rss_kib);
             (last.max(hwm), rss)
         }

@@ -95,9 +95,10 @@ pub struct SoakReport {
     pub replies: u64,
     pub rps: f64,
     pub host_pid: Option<u32>,
-    /// The host's VmHWM at the end: its peak resident memory.
+    /// The host's VmHWM at the end, summed over its process tree: its peak
+    /// resident memory (an upper bound when it has child processes).
     pub host_peak_rss_kib: Option<u64>,
-    /// The host's largest VmRSS seen while polling.
+    /// The host's largest VmRSS seen while polling, summed over its tree.
     pub host_max_rss_kib: Option<u64>,
     pub samples: Vec<String>,
     pub passed: bool,
@@ -138,7 +139,7 @@ impl SoakReport {
             let kib = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |k| format!("{k} KiB"));
             writeln!(
                 out,
-                "host memory       peak {} (VmHWM), largest RSS seen {} (pid {pid})",
+                "host memory       peak {} (VmHWM), largest RSS seen {} (pid {pid} and its descendants)",
                 kib(self.host_peak_rss_kib),
                 kib(self.host_max_rss_kib)
             )?;

@@ -33,6 +33,13 @@ pub const MAX_CONNECTIONS: usize = tokio::sync::Semaphore::MAX_PERMITS;
 /// Most worker threads. Far more than cores on any machine the host runs
 /// on, and far below what makes thread creation fail on a default system.
 pub const MAX_WORKER_THREADS: usize = 1024;
+/// Default for `hook_timeout_secs`.
+pub const DEFAULT_HOOK_TIMEOUT_SECS: u64 = 10;
+/// Default for `max_plugin_calls` and for `max_abandoned_calls`.
+pub const DEFAULT_MAX_PLUGIN_CALLS: usize = 64;
+pub const DEFAULT_MAX_ABANDONED_CALLS: usize = 64;
+/// Most calls of one plugin, or abandoned calls, at once: each is a thread.
+pub const MAX_PLUGIN_CALLS: usize = 4096;
 /// Largest config file read. A config is a few KiB; this bounds the memory
 /// a wrong `--config` (a log, an image) can take.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -50,6 +57,9 @@ struct RawConfig {
     shutdown_timeout_secs: Option<Spanned<u64>>,
     strict_modes: Option<bool>,
     worker_threads: Option<Spanned<usize>>,
+    hook_timeout_secs: Option<Spanned<u64>>,
+    max_plugin_calls: Option<Spanned<usize>>,
+    max_abandoned_calls: Option<Spanned<usize>>,
     #[serde(default, rename = "plugin")]
     plugins: Vec<Spanned<RawPlugin>>,
 }
@@ -61,6 +71,8 @@ struct RawPlugin {
     path: Option<Spanned<PathBuf>>,
     #[serde(default)]
     optional: bool,
+    hook_timeout_secs: Option<Spanned<u64>>,
+    max_plugin_calls: Option<Spanned<usize>>,
     settings: Option<toml::Table>,
 }
 
@@ -83,7 +95,21 @@ pub struct Config {
     pub strict_modes: bool,
     /// Threads serving connections; `None`: one per CPU core.
     pub worker_threads: Option<usize>,
+    /// Calls a plugin may have on blocking threads at once, and how long
+    /// one may run; each `[[plugin]]` entry may override them.
+    pub call_limits: CallLimits,
+    /// Timed-out calls whose threads may still be running at once.
+    pub max_abandoned_calls: usize,
     pub plugins: Vec<PluginEntry>,
+}
+
+/// How much of the blocking threads one plugin's calls may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    /// A call running longer is answered `ERR plugin <name> timed out`.
+    pub timeout: Duration,
+    /// Calls on blocking threads at once; one more is answered `busy`.
+    pub max_calls: usize,
 }
 
 /// One `[[plugin]]` entry.
@@ -101,6 +127,8 @@ pub struct PluginEntry {
     pub column: usize,
     /// `"name"` or `"path"`: the key that names the library.
     pub key: &'static str,
+    /// The config's limits, with this entry's overrides applied.
+    pub call_limits: CallLimits,
 }
 
 /// Where a plugin library comes from.
@@ -268,6 +296,38 @@ impl Config {
             "shutdown_timeout_secs",
             DEFAULT_SHUTDOWN_TIMEOUT_SECS,
         )?;
+        let call_limits_from = |timeout: &Option<Spanned<u64>>,
+                                calls: &Option<Spanned<usize>>,
+                                base: CallLimits|
+         -> Result<CallLimits, ConfigError> {
+            let timeout_secs = match timeout {
+                Some(s) if *s.get_ref() == 0 => {
+                    return Err(invalid(
+                        Some(s.span()),
+                        "key `hook_timeout_secs`: must be at least 1".into(),
+                    ));
+                }
+                _ => seconds(timeout, "hook_timeout_secs", base.timeout.as_secs())?,
+            };
+            Ok(CallLimits {
+                timeout: Duration::from_secs(timeout_secs),
+                max_calls: bounded(calls, "max_plugin_calls", base.max_calls, MAX_PLUGIN_CALLS)?,
+            })
+        };
+        let call_limits = call_limits_from(
+            &raw.hook_timeout_secs,
+            &raw.max_plugin_calls,
+            CallLimits {
+                timeout: Duration::from_secs(DEFAULT_HOOK_TIMEOUT_SECS),
+                max_calls: DEFAULT_MAX_PLUGIN_CALLS,
+            },
+        )?;
+        let max_abandoned_calls = bounded(
+            &raw.max_abandoned_calls,
+            "max_abandoned_calls",
+            DEFAULT_MAX_ABANDONED_CALLS,
+            MAX_PLUGIN_CALLS,
+        )?;
 
         let mut plugins: Vec<PluginEntry> = Vec::with_capacity(raw.plugins.len());
         for entry in raw.plugins {
@@ -340,6 +400,8 @@ impl Config {
                     )
                 })?,
             };
+            let entry_limits =
+                call_limits_from(&p.hook_timeout_secs, &p.max_plugin_calls, call_limits)?;
             plugins.push(PluginEntry {
                 label,
                 source,
@@ -348,6 +410,7 @@ impl Config {
                 line,
                 column,
                 key,
+                call_limits: entry_limits,
             });
         }
 
@@ -365,6 +428,8 @@ impl Config {
             shutdown_timeout: Duration::from_secs(shutdown_timeout_secs),
             strict_modes: raw.strict_modes.unwrap_or(true),
             worker_threads,
+            call_limits,
+            max_abandoned_calls,
             plugins,
         })
     }

@@ -20,6 +20,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use crate::blocking_call;
 use crate::reply::Reply;
 use crate::session::{Action, Session};
 use crate::shared::Shared;
@@ -240,48 +241,16 @@ impl Connection {
             line,
         } = action
         {
-            action = self.call_blocking(dispatcher, route, line).await;
+            action = blocking_call::call(
+                &mut self.session,
+                dispatcher,
+                route,
+                line,
+                &self.shared.abandoned,
+            )
+            .await;
         }
         matches!(action, Action::Close)
-    }
-
-    /// Runs a hook declared blocking on tokio's blocking pool, so that it
-    /// holds up only this connection.
-    async fn call_blocking(
-        &mut self,
-        dispatcher: Arc<crate::dispatch::Dispatcher>,
-        route: usize,
-        line: bytes::BytesMut,
-    ) -> Action {
-        // The session moves to the blocking thread and back: it holds the
-        // reply buffer the hook writes into.
-        let peer = Arc::clone(&self.session.peer);
-        let placeholder = Session::new(1, peer, self.session.id);
-        let mut session = std::mem::replace(&mut self.session, placeholder);
-        let joined = tokio::task::spawn_blocking(move || {
-            // Plugin panics are caught in the plugin; this guards the host's
-            // own code, so that the session, with the replies already
-            // waiting in it, always comes back.
-            let action = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                session.call_here(&dispatcher, route, &line)
-            }))
-            .unwrap_or_else(|_| {
-                Reply::InternalError.write_to(&mut session.out);
-                Action::Continue
-            });
-            (session, action)
-        })
-        .await;
-        match joined {
-            Ok((session, action)) => {
-                self.session = session;
-                action
-            }
-            // Only reachable if the blocking task is cancelled, which tokio
-            // does not do to a running `spawn_blocking`; close rather than
-            // answer from the placeholder.
-            Err(_) => Action::Close,
-        }
     }
 
     /// Writes out the waiting replies. A client that stops reading stalls

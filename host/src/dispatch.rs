@@ -17,6 +17,7 @@ use regex_automata::{Input, MatchKind};
 use regex_syntax::hir::Hir;
 
 use crate::pattern::explain_build_error;
+use crate::placement::Placement;
 use crate::plugins::{LoadedPlugin, escape};
 
 /// The largest automaton the combined patterns may compile to. Each pattern
@@ -59,7 +60,8 @@ pub struct Route {
     captures: meta::Regex,
     /// Capture groups including group 0.
     groups: usize,
-    pub blocking: bool,
+    /// Where its calls run: learned, unless declared blocking.
+    pub placement: Placement,
 }
 
 /// Where a line goes.
@@ -101,7 +103,7 @@ impl Dispatcher {
                     hook: h,
                     captures: hook.pattern.captures.clone(),
                     groups: hook.pattern.groups(),
-                    blocking: hook.blocking,
+                    placement: Placement::new(hook.blocking),
                 });
             }
             ends.push(patterns.len());
@@ -137,8 +139,24 @@ impl Dispatcher {
         &self.plugins
     }
 
+    pub fn route_count(&self) -> usize {
+        self.routes.len()
+    }
+
     pub fn route(&self, index: usize) -> &Route {
         &self.routes[index]
+    }
+
+    /// The plugin's name and the hook, as logs name them: ``2 `SEGV` ``.
+    pub fn names(&self, index: usize) -> (&str, String) {
+        let route = &self.routes[index];
+        let plugin = &self.plugins[route.plugin];
+        let hook = format!(
+            "{} `{}`",
+            route.hook + 1,
+            escape::text(&plugin.hooks[route.hook].pattern.source)
+        );
+        (&plugin.name, hook)
     }
 
     /// The first hook whose pattern matches the whole of `line`.

@@ -5,15 +5,20 @@
 //! so that benchmarks and fuzz targets can drive framing and dispatch
 //! directly.
 
+pub mod blocking_call;
+pub mod call_budget;
+pub mod call_slots;
 pub mod check;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
 pub mod framing;
 pub mod pattern;
+pub mod placement;
 pub mod plugins;
 pub mod reply;
 pub mod server;
 pub mod session;
 pub mod shared;
 pub mod shutdown;
+pub mod watchdog;

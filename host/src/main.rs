@@ -3,6 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -136,8 +137,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Limits {
                 max_line_length: config.max_line_length,
                 idle_timeout: config.idle_timeout,
+                max_abandoned_calls: config.max_abandoned_calls,
             },
         );
+        host::watchdog::start(Arc::clone(&shared)).context("cannot start the watchdog")?;
         let settings = ServerSettings {
             max_connections: config.max_connections,
             shutdown_timeout: config.shutdown_timeout,

@@ -28,6 +28,14 @@ pub enum Reply<'a> {
     HookError { message: &'a str },
     /// A hook panicked.
     PluginFailed { plugin: &'a str, message: &'a str },
+    /// A hook call ran past the plugin's time limit.
+    PluginTimedOut { plugin: &'a str },
+    /// The plugin has as many calls running as it may.
+    PluginBusy { plugin: &'a str },
+    /// Too many timed-out calls are still running to start another.
+    PluginUnavailable { plugin: &'a str },
+    /// The hook crashed the serving process too often.
+    PluginDisabled { plugin: &'a str, reason: &'a str },
     /// The host's own code failed around a hook call.
     InternalError,
     /// The connection limit is reached; the connection then closes.
@@ -67,6 +75,16 @@ impl fmt::Display for Reply<'_> {
             Reply::PluginFailed { plugin, message } => {
                 write!(f, "ERR plugin {plugin} failed: ")?;
                 one_line(f, message)
+            }
+            Reply::PluginTimedOut { plugin } => write!(f, "ERR plugin {plugin} timed out"),
+            Reply::PluginBusy { plugin } => write!(f, "ERR plugin {plugin} busy"),
+            Reply::PluginUnavailable { plugin } => write!(
+                f,
+                "ERR plugin {plugin} unavailable: too many timed-out calls still running"
+            ),
+            Reply::PluginDisabled { plugin, reason } => {
+                write!(f, "ERR plugin {plugin} disabled: ")?;
+                one_line(f, reason)
             }
             Reply::InternalError => f.write_str("ERR internal error"),
             Reply::Busy => f.write_str("ERR server busy"),

@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use plugin_api::abi::{Outcome, Span};
 use tracing::{debug, warn};
 
+use crate::call_slots;
 use crate::dispatch::{CallError, Dispatcher, Target};
 use crate::framing::{Frame, LineDecoder};
 use crate::reply::Reply;
@@ -121,14 +122,41 @@ impl Session {
             Target::NotFound => return self.reply(Reply::NotFound),
             Target::ControlCharacters => return self.reply(Reply::ControlCharacters),
         };
-        if dispatcher.route(route).blocking {
+        if !dispatcher.route(route).placement.inline() {
             return Action::Blocking {
                 dispatcher: arc_swap::Guard::into_inner(dispatcher),
                 route,
                 line,
             };
         }
-        self.call(&dispatcher, route, text)
+        self.call_inline(&dispatcher, route, text)
+    }
+
+    /// Runs a hook that has earned its place on this thread, and sends it
+    /// to blocking threads if this call stalled the thread after all.
+    fn call_inline(&mut self, dispatcher: &Dispatcher, route: usize, text: &str) -> Action {
+        let started = Instant::now();
+        let mark = call_slots::enter(route, started);
+        let result = dispatcher.call(
+            route,
+            text,
+            &mut self.spans,
+            &self.peer,
+            self.id,
+            &mut self.out,
+        );
+        drop(mark);
+        let took = started.elapsed();
+        if dispatcher.route(route).placement.ran_inline(took) {
+            let (plugin, hook) = dispatcher.names(route);
+            warn!(
+                plugin = %plugin,
+                hook = %hook,
+                elapsed_ms = took.as_millis() as u64,
+                "hook stalled its thread; it runs on blocking threads from now on"
+            );
+        }
+        self.finish_call(result)
     }
 
     /// Runs a blocking hook here and now: for callers that are allowed to

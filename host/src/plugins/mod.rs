@@ -25,7 +25,13 @@ use abi_stable::library::lib_header_from_path;
 use abi_stable::std_types::{RResult, RStr};
 use plugin_api::abi::{HostInfo, PluginBox, PluginRoot_Ref};
 
-use crate::config::{Config, PluginEntry};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::call_budget::Budget;
+use crate::config::{
+    CallLimits, Config, DEFAULT_HOOK_TIMEOUT_SECS, DEFAULT_MAX_PLUGIN_CALLS, PluginEntry,
+};
 use crate::pattern::HookPattern;
 pub use load_error::{LoadError, LoadErrorKind, SameFile};
 pub use private_copy::{PrivateCopy, RuntimeDir};
@@ -39,6 +45,11 @@ pub struct LoadedPlugin {
     pub file: PathBuf,
     pub object: PluginBox,
     pub hooks: Vec<LoadedHook>,
+    /// How long a call may run, and how many may run on blocking threads
+    /// at once.
+    pub limits: CallLimits,
+    /// The calls of this plugin on blocking threads now.
+    pub calls: Arc<Budget>,
 }
 
 /// One hook of a loaded plugin, its pattern compiled.
@@ -168,7 +179,9 @@ fn load_one(
             }));
         }
     };
-    LoadedPlugin::new(name, version, file.clone(), object).map_err(fail)
+    let mut plugin = LoadedPlugin::new(name, version, file.clone(), object).map_err(fail)?;
+    plugin.set_limits(entry.call_limits);
+    Ok(plugin)
 }
 
 impl LoadedPlugin {
@@ -198,13 +211,25 @@ impl LoadedPlugin {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let limits = CallLimits {
+            timeout: Duration::from_secs(DEFAULT_HOOK_TIMEOUT_SECS),
+            max_calls: DEFAULT_MAX_PLUGIN_CALLS,
+        };
         Ok(LoadedPlugin {
             name,
             version,
             file,
             object,
             hooks,
+            limits,
+            calls: Budget::new(limits.max_calls),
         })
+    }
+
+    /// Applies the limits of the plugin's config entry.
+    pub fn set_limits(&mut self, limits: CallLimits) {
+        self.limits = limits;
+        self.calls = Budget::new(limits.max_calls);
     }
 }
 

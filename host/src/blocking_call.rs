@@ -1,0 +1,93 @@
+//! A hook call on a blocking thread, within its plugin's limits.
+//!
+//! The connection waits for the call without holding its thread, so the
+//! call holds up only its own connection. The wait is bounded by the
+//! plugin's time limit: past it the client is told the plugin timed out
+//! and the connection goes on, while the thread, which cannot be stopped
+//! from outside, is left to finish on its own, its reply dropped. Such
+//! abandoned threads are counted and bounded, like each plugin's calls.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use abi_stable::std_types::RString;
+use bytes::BytesMut;
+use tracing::{error, warn};
+
+use crate::call_budget::Budget;
+use crate::call_slots;
+use crate::dispatch::{CallError, Dispatcher};
+use crate::reply::Reply;
+use crate::session::{Action, Session};
+
+/// Runs `route` of `dispatcher` on `line` on a blocking thread and writes
+/// its reply, or the host's reply in its place, to `session`.
+pub async fn call(
+    session: &mut Session,
+    dispatcher: Arc<Dispatcher>,
+    route: usize,
+    line: BytesMut,
+    abandoned: &Arc<Budget>,
+) -> Action {
+    let plugin = &dispatcher.plugins()[dispatcher.route(route).plugin];
+    if abandoned.running() >= abandoned.max() {
+        return session.reply(Reply::PluginUnavailable {
+            plugin: &plugin.name,
+        });
+    }
+    let Some(permit) = plugin.calls.try_take() else {
+        return session.reply(Reply::PluginBusy {
+            plugin: &plugin.name,
+        });
+    };
+    let limit = plugin.limits.timeout;
+    let peer = Arc::clone(&session.peer);
+    let id = session.id;
+    let on_thread = Arc::clone(&dispatcher);
+    let mut handle = tokio::task::spawn_blocking(move || {
+        // Held until the call is over, timed out or not: a plugin's
+        // abandoned calls still count against its bound.
+        let _permit = permit;
+        let mut out = RString::new();
+        let mut spans = Vec::new();
+        let started = Instant::now();
+        let _mark = call_slots::enter(route, started);
+        // Plugin panics are caught in the plugin; this guards the host's
+        // own code around the call.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            match std::str::from_utf8(&line) {
+                Ok(text) => on_thread.call(route, text, &mut spans, &peer, id, &mut out),
+                Err(_) => Err(CallError::Failed("invalid UTF-8".into())),
+            }
+        }));
+        (out, result, started.elapsed())
+    });
+    match tokio::time::timeout(limit, &mut handle).await {
+        Ok(Ok((out, Ok(result), took))) => {
+            dispatcher.route(route).placement.ran_blocking(took);
+            session.out.push_str(&out);
+            session.finish_call(result)
+        }
+        Ok(Ok((_, Err(_), _))) | Ok(Err(_)) => {
+            error!(connection = id, "internal error around a hook call");
+            session.reply(Reply::InternalError)
+        }
+        Err(_) => {
+            let (name, hook) = dispatcher.names(route);
+            let counted = abandoned.try_take();
+            warn!(
+                connection = id,
+                plugin = %name,
+                hook = %hook,
+                limit_secs = limit.as_secs(),
+                abandoned = abandoned.running(),
+                "hook call timed out; its thread is left to finish"
+            );
+            tokio::spawn(async move {
+                let _ = handle.await;
+                drop(counted);
+            });
+            session.reply(Reply::PluginTimedOut { plugin: name })
+        }
+    }
+}

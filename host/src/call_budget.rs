@@ -1,0 +1,67 @@
+//! How many calls may run on blocking threads at once: per plugin, so that
+//! one plugin cannot take every blocking thread from the others, and for
+//! timed-out calls, whose threads are left to finish on their own.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A count of things running, and its bound.
+#[derive(Debug)]
+pub struct Budget {
+    running: AtomicUsize,
+    max: usize,
+}
+
+/// One unit of a [`Budget`], given back when dropped.
+#[derive(Debug)]
+pub struct Permit(Arc<Budget>);
+
+impl Budget {
+    pub fn new(max: usize) -> Arc<Budget> {
+        Arc::new(Budget {
+            running: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    /// A permit, unless `max` are out already.
+    pub fn try_take(self: &Arc<Self>) -> Option<Permit> {
+        self.running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Permit(Arc::clone(self)))
+    }
+
+    /// Permits out now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+
+    #[test]
+    fn at_most_max_permits_are_out() {
+        let budget = Budget::new(2);
+        let a = budget.try_take().unwrap();
+        let _b = budget.try_take().unwrap();
+        assert!(budget.try_take().is_none());
+        drop(a);
+        assert!(budget.try_take().is_some());
+        assert_eq!(budget.running(), 1);
+    }
+}

@@ -4,18 +4,110 @@
 //! call: route and start time. The watchdog reads the slots to report calls
 //! that run long, and the supervisor reads them after the serving process
 //! died, to name the hook that was running. That is why the slots can live
-//! in memory shared with the supervisor ([`install`]); they are plain
-//! atomics, so a process that dies mid-write leaves nothing half-written
-//! that matters.
+//! in memory shared with the supervisor ([`Region`]), beside the names of
+//! the routes; they are plain atomics, so a process that dies mid-write
+//! leaves nothing half-written that matters.
 
 use std::cell::Cell;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Slots in a region: threads that call hooks (serving threads and
 /// blocking threads) beyond this many are not tracked.
 pub const SLOTS: usize = 4096;
+/// Room for the names of the routes, one line each.
+const NAMES: usize = 256 * 1024;
+
+/// The memory the serving process shares with its supervisor.
+#[repr(C)]
+pub struct Region {
+    slots: [Slot; SLOTS],
+    /// Bytes of `names` written; stored after them.
+    names_len: AtomicU32,
+    names: [AtomicU8; NAMES],
+}
+
+impl Region {
+    /// A new region in a memory file, to be shared with a child process
+    /// that inherits the descriptor.
+    pub fn create() -> io::Result<(OwnedFd, &'static Region)> {
+        // SAFETY: memfd_create takes a NUL-terminated name and flags; the
+        // descriptor it returns is ours alone.
+        let fd = unsafe { libc::memfd_create(c"linehost-calls".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned to us and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let size = libc::off_t::try_from(size_of::<Region>()).map_err(io::Error::other)?;
+        // SAFETY: ftruncate on a descriptor we own.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let region = Region::map(fd.as_raw_fd())?;
+        Ok((fd, region))
+    }
+
+    /// Maps the region of the memory file `fd` (made by [`Region::create`])
+    /// for the rest of the process's life.
+    pub fn map(fd: RawFd) -> io::Result<&'static Region> {
+        // SAFETY: a shared mapping of a file of at least this size; the
+        // pages start zeroed, which is a valid, idle `Region` (atomics
+        // only), and it is never unmapped, so the reference stays valid.
+        unsafe {
+            let at = libc::mmap(
+                std::ptr::null_mut(),
+                size_of::<Region>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            );
+            if at == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(&*(at as *const Region))
+        }
+    }
+
+    /// Marks every slot idle: what a dead process left is read before a
+    /// new one starts.
+    pub fn clear(&self) {
+        for slot in &self.slots {
+            slot.route.store(0, Ordering::Release);
+        }
+        self.names_len.store(0, Ordering::Release);
+    }
+
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// Publishes the names of the routes, one line each in route order.
+    pub fn publish_names(&self, names: &str) {
+        let bytes = &names.as_bytes()[..names.len().min(NAMES)];
+        for (cell, &b) in self.names.iter().zip(bytes) {
+            cell.store(b, Ordering::Relaxed);
+        }
+        self.names_len.store(bytes.len() as u32, Ordering::Release);
+    }
+
+    /// The name of `route`, as published.
+    pub fn name(&self, route: usize) -> Option<String> {
+        let len = (self.names_len.load(Ordering::Acquire) as usize).min(NAMES);
+        let bytes: Vec<u8> = self.names[..len]
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .nth(route)
+            .map(str::to_owned)
+    }
+}
 
 /// One thread's call in progress.
 #[repr(C)]
@@ -28,8 +120,8 @@ pub struct Slot {
     started: AtomicU64,
 }
 
-/// The slots of this process, installed once.
-static REGION: OnceLock<&'static [Slot]> = OnceLock::new();
+/// The region of this process, installed once.
+static REGION: OnceLock<Option<&'static Region>> = OnceLock::new();
 /// Slots handed out so far.
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -37,15 +129,28 @@ thread_local! {
     static MINE: Cell<Option<&'static Slot>> = const { Cell::new(None) };
 }
 
-/// Uses `region` for the slots of this process: memory shared with the
-/// supervisor. Without it, the first call allocates a private region.
-pub fn install(region: &'static [Slot]) {
-    let _ = REGION.set(region);
+/// Uses `region` for this process: memory shared with the supervisor.
+/// Without it, the first call makes a region of its own.
+pub fn install(region: &'static Region) {
+    let _ = REGION.set(Some(region));
+}
+
+/// The region of this process; `None` if no memory could be had for it,
+/// and then calls are simply not tracked.
+pub fn region() -> Option<&'static Region> {
+    *REGION.get_or_init(|| match Region::create() {
+        // The descriptor may close: the mapping keeps the memory.
+        Ok((_fd, region)) => Some(region),
+        Err(e) => {
+            tracing::warn!("cannot map memory to track hook calls: {e}");
+            None
+        }
+    })
 }
 
 /// Every slot of this process.
 pub fn all() -> &'static [Slot] {
-    REGION.get_or_init(|| Box::leak((0..SLOTS).map(|_| Slot::default()).collect()))
+    region().map_or(&[], Region::slots)
 }
 
 /// The start of this process's call clock.

@@ -182,6 +182,14 @@ impl Config {
     /// written, like a plugin library under `strict_modes` (always, since
     /// the config is what sets `strict_modes`).
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = Config::read(file)?;
+        Config::parse(file, &text)
+    }
+
+    /// Reads the config file with the checks of [`Config::load`], without
+    /// parsing it: the text a serving process is given, so that it reads
+    /// exactly what was checked.
+    pub fn read(file: &Path) -> Result<String, ConfigError> {
         let read = |error| ConfigError::Read {
             file: file.to_owned(),
             error,
@@ -217,7 +225,7 @@ impl Config {
                 size: text.len() as u64,
             });
         }
-        Config::parse(file, &text)
+        Ok(text)
     }
 
     /// Checks `text` as the contents of `file`.

@@ -62,6 +62,8 @@ pub struct Route {
     groups: usize,
     /// Where its calls run: learned, unless declared blocking.
     pub placement: Placement,
+    /// Why the hook no longer runs, if it crashed the server too often.
+    pub disabled: Option<String>,
 }
 
 /// Where a line goes.
@@ -104,6 +106,7 @@ impl Dispatcher {
                     captures: hook.pattern.captures.clone(),
                     groups: hook.pattern.groups(),
                     placement: Placement::new(hook.blocking),
+                    disabled: None,
                 });
             }
             ends.push(patterns.len());
@@ -145,6 +148,36 @@ impl Dispatcher {
 
     pub fn route(&self, index: usize) -> &Route {
         &self.routes[index]
+    }
+
+    /// One line per route, in route order: plugin name, hook number and
+    /// pattern, separated by tabs, as the supervisor reads them.
+    pub fn names_table(&self) -> String {
+        let mut table = String::new();
+        for route in &self.routes {
+            let plugin = &self.plugins[route.plugin];
+            let pattern = escape::text(&plugin.hooks[route.hook].pattern.source).to_string();
+            table.push_str(&format!(
+                "{}\t{}\t{}\n",
+                plugin.name.replace(['\t', '\n'], " "),
+                route.hook + 1,
+                pattern.replace(['\t', '\n'], " ")
+            ));
+        }
+        table
+    }
+
+    /// Stops serving hook number `hook` (from 1) of plugin `plugin`;
+    /// its requests are answered with `reason`. False if there is no such hook.
+    pub fn disable(&mut self, plugin: &str, hook: usize, reason: &str) -> bool {
+        let mut found = false;
+        for route in &mut self.routes {
+            if self.plugins[route.plugin].name == plugin && route.hook + 1 == hook {
+                route.disabled = Some(reason.to_owned());
+                found = true;
+            }
+        }
+        found
     }
 
     /// The plugin's name and the hook, as logs name them: ``2 `SEGV` ``.

@@ -1,21 +1,19 @@
 //! `host`: load the plugins listed in the config and serve the line protocol.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 use tracing_subscriber::EnvFilter;
 
 use host::config::{Config, DEFAULT_PORT, parse_listen};
 use host::dispatch::Dispatcher;
 use host::plugins::{self, LoadErrorKind, RuntimeDir};
-use host::server::{self, ServerSettings};
-use host::shared::{Limits, Shared};
-use host::shutdown::StopSignals;
+use host::serving::{self, Handover};
+use host::supervisor::Supervisor;
 
 /// A TCP line-protocol server whose commands are served by plugins.
 ///
@@ -48,6 +46,22 @@ struct Cli {
     /// Log level or filter (error, warn, info, debug, trace) [default: RUST_LOG, else info].
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+
+    /// Run as the serving process of a supervisor (internal).
+    #[arg(long, hide = true)]
+    serve: bool,
+    #[arg(long, hide = true, requires = "serve")]
+    listener_fd: Option<i32>,
+    #[arg(long, hide = true, requires = "serve")]
+    slots_fd: Option<i32>,
+    #[arg(long, hide = true, requires = "serve")]
+    ready_fd: Option<i32>,
+    #[arg(long = "plugin", hide = true, requires = "serve")]
+    plugins: Vec<String>,
+    #[arg(long, hide = true, requires = "serve")]
+    disabled: Vec<String>,
+    #[arg(long, hide = true, requires = "serve")]
+    start_only: bool,
 }
 
 fn main() -> ExitCode {
@@ -78,7 +92,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let mut config = Config::load(&cli.config)?;
+    if cli.serve {
+        return serving::run(handover(&cli)?);
+    }
+    let config_text = Config::read(&cli.config)?;
+    let mut config = Config::parse(&cli.config, &config_text)?;
     if let Some(listen) = &cli.listen {
         config.listen =
             parse_listen(listen, DEFAULT_PORT).map_err(|m| anyhow::anyhow!("--listen: {m}"))?;
@@ -93,7 +111,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     let runtime_dir =
         RuntimeDir::create().context("cannot create a directory for plugin copies")?;
-    let report = plugins::load_all(&config, &runtime_dir);
+    if cli.check {
+        return check(&config, &runtime_dir);
+    }
+    let report = plugins::prepare_all(&config, &runtime_dir);
+    for skipped in &report.skipped {
+        warn!("skipping optional {skipped}");
+    }
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let supervisor = Supervisor {
+        config,
+        config_text,
+        listener,
+        prepared: report.prepared,
+        runtime_dir,
+        log_level: cli.log_level.clone(),
+    };
+    if !report.errors.is_empty() {
+        // The others are loaded once more, in a serving process that only
+        // reports, so that one start names every broken entry.
+        let _ = supervisor.report_starts()?;
+        return Ok(ExitCode::FAILURE);
+    }
+    supervisor.run()
+}
+
+/// `--check`: loads every plugin here, in this process, and prints what
+/// would be served.
+fn check(config: &Config, runtime_dir: &RuntimeDir) -> anyhow::Result<ExitCode> {
+    let report = plugins::load_all(config, runtime_dir);
     for skipped in &report.skipped {
         warn!("skipping optional {skipped}");
     }
@@ -110,47 +160,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let dispatcher = Dispatcher::new(report.plugins).context("cannot build the dispatch table")?;
-    if cli.check {
-        print!("{}", host::check::report(&config, &dispatcher));
-        return Ok(ExitCode::SUCCESS);
-    }
-
-    let threads = config.worker_threads.unwrap_or_else(process_setup::cores);
-    process_setup::check_threads(threads)
-        .with_context(|| format!("worker_threads = {threads} in {}", cli.config.display()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let signals = StopSignals::install().context("cannot catch SIGINT and SIGTERM")?;
-        let listener = std::net::TcpListener::bind(config.listen)
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let addr = listener.local_addr()?;
-        // The first line on stdout, for scripts and tests that start the
-        // host on port 0 and need to know where it is.
-        println!("listening on {addr}");
-        let _ = std::io::stdout().flush();
-        info!(%addr, plugins = dispatcher.plugins().len(), threads, "serving");
-        let shared = Shared::new(
-            dispatcher,
-            Limits {
-                max_line_length: config.max_line_length,
-                idle_timeout: config.idle_timeout,
-                max_abandoned_calls: config.max_abandoned_calls,
-            },
-        );
-        host::watchdog::start(Arc::clone(&shared)).context("cannot start the watchdog")?;
-        let settings = ServerSettings {
-            max_connections: config.max_connections,
-            shutdown_timeout: config.shutdown_timeout,
-        };
-        server::run(listener, threads, shared, settings, signals.recv()).await?;
-        anyhow::Ok(())
-    })?;
-    // Blocking hooks still running hold up nothing past this point.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    info!("stopped");
-    drop(runtime_dir);
+    print!("{}", host::check::report(config, &dispatcher));
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the supervisor handed this serving process, from its arguments.
+fn handover(cli: &Cli) -> anyhow::Result<Handover> {
+    let missing = |what: &str| anyhow::anyhow!("--serve needs --{what}");
+    Ok(Handover {
+        config_file: cli.config.clone(),
+        listener: cli.listener_fd.ok_or_else(|| missing("listener-fd"))?,
+        slots: cli.slots_fd.ok_or_else(|| missing("slots-fd"))?,
+        ready: cli.ready_fd.ok_or_else(|| missing("ready-fd"))?,
+        plugins: cli
+            .plugins
+            .iter()
+            .map(|arg| {
+                Supervisor::parse_plugin_arg(arg)
+                    .ok_or_else(|| anyhow::anyhow!("bad --plugin {arg:?}"))
+            })
+            .collect::<anyhow::Result<_>>()?,
+        disabled: cli
+            .disabled
+            .iter()
+            .map(|arg| {
+                Supervisor::parse_disabled_arg(arg)
+                    .ok_or_else(|| anyhow::anyhow!("bad --disabled {arg:?}"))
+            })
+            .collect::<anyhow::Result<_>>()?,
+        start_only: cli.start_only,
+    })
 }

@@ -122,7 +122,12 @@ impl Session {
             Target::NotFound => return self.reply(Reply::NotFound),
             Target::ControlCharacters => return self.reply(Reply::ControlCharacters),
         };
-        if !dispatcher.route(route).placement.inline() {
+        let target = dispatcher.route(route);
+        if let Some(reason) = &target.disabled {
+            let plugin = &dispatcher.plugins()[target.plugin].name;
+            return self.reply(Reply::PluginDisabled { plugin, reason });
+        }
+        if !target.placement.inline() {
             return Action::Blocking {
                 dispatcher: arc_swap::Guard::into_inner(dispatcher),
                 route,

@@ -31,7 +31,7 @@ fn overwriting_the_dropped_file_while_serving_goes_unnoticed() {
     let start = HostStart::new().config("[[plugin]]\nname = \"testkit\"\n");
     let file = drop_in(&start);
     let host = start.spawn();
-    let maps = mapped_files(host.pid());
+    let maps = mapped_files(host.serving_pid());
     assert!(
         !maps.contains(&*file.to_string_lossy()),
         "the user's file is mapped"

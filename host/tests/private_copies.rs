@@ -111,7 +111,9 @@ fn copies_are_private_and_loaded_as_written_under_umask_000() {
 
     // The library mapped is the copy's inode, the file the host wrote.
     let inode = std::fs::metadata(&copy).unwrap().ino().to_string();
-    let maps = std::fs::read_to_string(format!("/proc/{}/maps", child.id())).unwrap();
+    // In the serving process, which loads the plugins.
+    let serving = test_support::serving_pid_of(child.id());
+    let maps = std::fs::read_to_string(format!("/proc/{serving}/maps")).unwrap();
     assert!(
         maps.lines().any(|l| {
             let fields: Vec<&str> = l.split_whitespace().collect();

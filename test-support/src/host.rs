@@ -190,6 +190,12 @@ impl HostProcess {
         self.child.id()
     }
 
+    /// The process id of the host's serving process, which loads the
+    /// plugins and holds the connections (the host itself supervises it).
+    pub fn serving_pid(&self) -> u32 {
+        serving_pid_of(self.child.id())
+    }
+
     /// What the host has logged so far.
     pub fn stderr(&self) -> String {
         read(&self.stderr)
@@ -220,17 +226,20 @@ impl HostProcess {
     }
 
     /// Peak resident set size of the host so far, in KiB (Linux `VmHWM`).
+    ///
+    /// Of the serving process, where the connections and their buffers are.
     pub fn peak_rss_kib(&self) -> u64 {
         self.status().and_then(|s| s.vmhwm).unwrap_or(0)
     }
 
-    /// Current resident set size of the host, in KiB (Linux `VmRSS`).
+    /// Current resident set size of the host's serving process, in KiB
+    /// (Linux `VmRSS`).
     pub fn rss_kib(&self) -> u64 {
         self.status().and_then(|s| s.vmrss).unwrap_or(0)
     }
 
     fn status(&self) -> Option<procfs::process::Status> {
-        let pid = i32::try_from(self.child.id()).ok()?;
+        let pid = i32::try_from(self.serving_pid()).ok()?;
         procfs::process::Process::new(pid).ok()?.status().ok()
     }
 }
@@ -245,6 +254,21 @@ impl Drop for HostProcess {
             }
         }
     }
+}
+
+/// The serving process of the host supervisor `pid`: its child, waited for
+/// (bounded by [`WAIT`]) since a new one may be starting.
+pub fn serving_pid_of(pid: u32) -> u32 {
+    let children = format!("/proc/{pid}/task/{pid}/children");
+    let mut found = None;
+    crate::wait_until(WAIT, || {
+        found = read(Path::new(&children))
+            .split_whitespace()
+            .next()
+            .and_then(|c| c.parse().ok());
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("host {pid} has no serving process"))
 }
 
 fn read(path: &Path) -> String {

@@ -68,10 +68,38 @@ pub struct LoadReport {
     pub errors: Vec<LoadError>,
 }
 
-/// Loads every plugin of `config`, in order, copying each into `runtime`.
+/// A library checked and copied in, ready to be loaded.
+pub struct Prepared {
+    /// Its entry in the config.
+    pub index: usize,
+    /// The user's library file.
+    pub file: PathBuf,
+    pub copy: PrivateCopy,
+}
+
+/// The outcome of preparing every plugin of the config.
+pub struct PrepareReport {
+    pub prepared: Vec<Prepared>,
+    pub skipped: Vec<LoadError>,
+    pub errors: Vec<LoadError>,
+}
+
+/// Loads every plugin of `config`, in order, copying each into `runtime`:
+/// [`prepare_all`], then [`start_all`], in this process.
 pub fn load_all(config: &Config, runtime: &RuntimeDir) -> LoadReport {
-    let mut report = LoadReport {
-        plugins: Vec::new(),
+    let prepared = prepare_all(config, runtime);
+    let mut report = start_all(config, prepared.prepared);
+    report.skipped.splice(0..0, prepared.skipped);
+    report.errors.splice(0..0, prepared.errors);
+    report
+}
+
+/// Finds, opens, checks and copies every plugin library of `config`, in
+/// order, without running any of their code: what the supervisor does
+/// before a serving process loads them.
+pub fn prepare_all(config: &Config, runtime: &RuntimeDir) -> PrepareReport {
+    let mut report = PrepareReport {
+        prepared: Vec::new(),
         skipped: Vec::new(),
         errors: Vec::new(),
     };
@@ -81,27 +109,47 @@ pub fn load_all(config: &Config, runtime: &RuntimeDir) -> LoadReport {
     let mut seen: HashMap<(u64, u64), &PluginEntry> = HashMap::new();
     for (index, entry) in config.plugins.iter().enumerate() {
         let result = open_one(config, entry, &mut seen)
-            .and_then(|(file, opened)| load_one(config, entry, index, runtime, file, opened))
-            .and_then(
-                |plugin| match report.plugins.iter().find(|p| p.name == plugin.name) {
-                    Some(other) => Err(LoadError::new(
-                        entry,
-                        Some(&plugin.file),
-                        LoadErrorKind::DuplicateName {
-                            name: plugin.name.clone(),
-                            other: other.file.clone(),
-                        },
-                    )),
-                    None => Ok(plugin),
-                },
-            );
+            .and_then(|(file, opened)| prepare_one(config, entry, index, runtime, file, opened));
         match result {
-            Ok(plugin) => report.plugins.push(plugin),
+            Ok(prepared) => report.prepared.push(prepared),
             // A file listed twice is a mistake in the config, not a plugin
             // that failed: `optional` does not cover it.
             Err(e) if entry.optional && !matches!(e.kind, LoadErrorKind::SameFile(_)) => {
                 report.skipped.push(e)
             }
+            Err(e) => report.errors.push(e),
+        }
+    }
+    report
+}
+
+/// Loads and starts the `prepared` libraries, in order.
+pub fn start_all(config: &Config, prepared: Vec<Prepared>) -> LoadReport {
+    let mut report = LoadReport {
+        plugins: Vec::new(),
+        skipped: Vec::new(),
+        errors: Vec::new(),
+    };
+    for Prepared { index, file, copy } in prepared {
+        let Some(entry) = config.plugins.get(index) else {
+            continue;
+        };
+        let result = start_one(config, entry, file, &copy).and_then(|plugin| {
+            match report.plugins.iter().find(|p| p.name == plugin.name) {
+                Some(other) => Err(LoadError::new(
+                    entry,
+                    Some(&plugin.file),
+                    LoadErrorKind::DuplicateName {
+                        name: plugin.name.clone(),
+                        other: other.file.clone(),
+                    },
+                )),
+                None => Ok(plugin),
+            }
+        });
+        match result {
+            Ok(plugin) => report.plugins.push(plugin),
+            Err(e) if entry.optional => report.skipped.push(e),
             Err(e) => report.errors.push(e),
         }
     }
@@ -147,14 +195,14 @@ fn open_one<'c>(
     Ok((file, opened))
 }
 
-fn load_one(
+fn prepare_one(
     config: &Config,
     entry: &PluginEntry,
     index: usize,
     runtime: &RuntimeDir,
     file: PathBuf,
     mut opened: File,
-) -> Result<LoadedPlugin, LoadError> {
+) -> Result<Prepared, LoadError> {
     let fail = |kind| LoadError::new(entry, Some(&file), kind);
     if config.strict_modes {
         trust::check(&file, &opened).map_err(|reason| fail(LoadErrorKind::Untrusted { reason }))?;
@@ -162,7 +210,17 @@ fn load_one(
     let copy = runtime
         .copy_in(&mut opened, &file, index)
         .map_err(|e| fail(LoadErrorKind::Copy(e)))?;
-    let root = open_root_module(&copy, &file).map_err(fail)?;
+    Ok(Prepared { index, file, copy })
+}
+
+fn start_one(
+    config: &Config,
+    entry: &PluginEntry,
+    file: PathBuf,
+    copy: &PrivateCopy,
+) -> Result<LoadedPlugin, LoadError> {
+    let fail = |kind| LoadError::new(entry, Some(&file), kind);
+    let root = open_root_module(copy, &file).map_err(fail)?;
 
     let name = root.name().as_str().to_owned();
     let version = root.version().as_str().to_owned();

@@ -14,7 +14,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -48,6 +48,20 @@ pub struct PrivateCopy {
     pub path: PathBuf,
     /// The name to load it by: the open file itself, `/proc/self/fd/N`.
     pub load_path: PathBuf,
+    /// N: the descriptor, which a serving process inherits as it is.
+    pub fd: RawFd,
+}
+
+impl PrivateCopy {
+    /// The copy a parent process made and left open as descriptor `fd`.
+    pub fn inherited(fd: RawFd) -> PrivateCopy {
+        let load_path = PathBuf::from(format!("/proc/self/fd/{fd}"));
+        PrivateCopy {
+            path: std::fs::read_link(&load_path).unwrap_or_else(|_| load_path.clone()),
+            load_path,
+            fd,
+        }
+    }
 }
 
 impl RuntimeDir {
@@ -169,12 +183,17 @@ impl RuntimeDir {
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }
-        let load_path = PathBuf::from(format!("/proc/self/fd/{}", out.as_raw_fd()));
+        let fd = out.as_raw_fd();
+        let load_path = PathBuf::from(format!("/proc/self/fd/{fd}"));
         self.copies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(out);
-        Ok(PrivateCopy { path, load_path })
+        Ok(PrivateCopy {
+            path,
+            load_path,
+            fd,
+        })
     }
 }
 

@@ -1,0 +1,133 @@
+//! The serving process: loads the plugins its supervisor prepared, serves
+//! connections on the listening socket it was handed, and reports to the
+//! supervisor when it is ready.
+//!
+//! It is the same `host` binary, started by the supervisor with hidden
+//! arguments: the descriptors of the listening socket, of the memory shared
+//! with the supervisor and of each private plugin copy stay open across
+//! `exec`, and the config arrives on standard input, as the supervisor
+//! read and checked it.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracing::{debug, info, warn};
+
+use crate::call_slots::{self, Region};
+use crate::config::{Config, MAX_CONFIG_BYTES};
+use crate::dispatch::Dispatcher;
+use crate::plugins::{self, LoadErrorKind, Prepared, PrivateCopy, escape};
+use crate::server::{self, ServerSettings};
+use crate::shared::{Limits, Shared};
+use crate::shutdown::StopSignals;
+
+/// What the supervisor hands a serving process.
+#[derive(Debug, Clone)]
+pub struct Handover {
+    /// The config file, for messages; its text comes on standard input.
+    pub config_file: PathBuf,
+    pub listener: RawFd,
+    /// The memory shared with the supervisor ([`Region`]).
+    pub slots: RawFd,
+    /// Written `ready` once serving, then closed.
+    pub ready: RawFd,
+    /// Each prepared plugin: its config entry, the user's file, the copy.
+    pub plugins: Vec<(usize, PathBuf, RawFd)>,
+    /// Hooks not to serve: plugin, hook number, why.
+    pub disabled: Vec<(String, usize, String)>,
+    /// Load the plugins, report, and exit without serving.
+    pub start_only: bool,
+}
+
+/// Runs the serving process until the host stops.
+pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
+    let mut text = String::new();
+    std::io::stdin()
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .context("cannot read the config from the supervisor")?;
+    let config = Config::parse(&handover.config_file, &text)?;
+    let region = Region::map(handover.slots).context("cannot map the call slots")?;
+    call_slots::install(region);
+
+    let prepared = handover
+        .plugins
+        .iter()
+        .map(|(index, file, fd)| Prepared {
+            index: *index,
+            file: file.clone(),
+            copy: PrivateCopy::inherited(*fd),
+        })
+        .collect();
+    let report = plugins::start_all(&config, prepared);
+    for skipped in &report.skipped {
+        warn!("skipping optional {skipped}");
+    }
+    if !report.errors.is_empty() {
+        for e in &report.errors {
+            eprintln!("error: {e}");
+            if let LoadErrorKind::Incompatible { report, .. } = &e.kind {
+                debug!(
+                    "full layout report for `{}`:\n{report}",
+                    escape::text(&e.label)
+                );
+            }
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    if handover.start_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut dispatcher =
+        Dispatcher::new(report.plugins).context("cannot build the dispatch table")?;
+    for (plugin, hook, reason) in &handover.disabled {
+        dispatcher.disable(plugin, *hook, reason);
+    }
+    region.publish_names(&dispatcher.names_table());
+
+    let threads = config.worker_threads.unwrap_or_else(process_setup::cores);
+    process_setup::check_threads(threads)
+        .with_context(|| format!("worker_threads = {threads} in {}", config.file.display()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let signals = StopSignals::install().context("cannot catch SIGINT and SIGTERM")?;
+        // SAFETY: the supervisor passed this descriptor, a listening TCP
+        // socket, for this process alone to own.
+        let listener = unsafe { std::net::TcpListener::from_raw_fd(handover.listener) };
+        let addr = listener.local_addr()?;
+        info!(%addr, plugins = dispatcher.plugins().len(), threads, "serving");
+        let shared = Shared::new(
+            dispatcher,
+            Limits {
+                max_line_length: config.max_line_length,
+                idle_timeout: config.idle_timeout,
+                max_abandoned_calls: config.max_abandoned_calls,
+            },
+        );
+        crate::watchdog::start(Arc::clone(&shared)).context("cannot start the watchdog")?;
+        let settings = ServerSettings {
+            max_connections: config.max_connections,
+            shutdown_timeout: config.shutdown_timeout,
+        };
+        // SAFETY: as the listener: the supervisor's pipe, ours alone.
+        let mut ready = unsafe { File::from_raw_fd(handover.ready) };
+        ready
+            .write_all(b"ready\n")
+            .context("cannot tell the supervisor")?;
+        drop(ready);
+        server::run(listener, threads, shared, settings, signals.recv()).await?;
+        anyhow::Ok(())
+    })?;
+    // Blocking hooks still running hold up nothing past this point.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

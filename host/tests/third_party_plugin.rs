@@ -1,15 +1,15 @@
-//! A third party's path, as the README's "Writing a plugin" tells it: the
-//! example crate from the README, built outside the workspace against
+//! A third party's path, as docs/writing-a-plugin.md tells it: the
+//! example crate from the guide, built outside the workspace against
 //! `plugin-api`, dropped into the plugins directory, listed in the config,
 //! checked, started, and spoken to.
 
 use test_support::{Conn, HostStart, build_outside, workspace_dir};
 
 /// The fenced block of `lang` that follows the paragraph starting `marker`.
-fn readme_block(readme: &str, marker: &str, lang: &str) -> String {
+fn guide_block(readme: &str, marker: &str, lang: &str) -> String {
     let after = &readme[readme
         .find(marker)
-        .unwrap_or_else(|| panic!("README lacks {marker:?}"))..];
+        .unwrap_or_else(|| panic!("the guide lacks {marker:?}"))..];
     let fence = format!("```{lang}\n");
     let start = after.find(&fence).expect("code block") + fence.len();
     let len = after[start..].find("```").expect("end of code block");
@@ -41,14 +41,14 @@ fn hook_patterns(code: &str) -> Vec<&str> {
 }
 
 #[test]
-fn the_readme_plugin_builds_drops_in_and_serves() {
-    let readme = std::fs::read_to_string(workspace_dir().join("README.md")).unwrap();
-    let manifest = readme_block(&readme, "**2. `Cargo.toml`**", "toml").replace(
+fn the_guide_plugin_builds_drops_in_and_serves() {
+    let readme = std::fs::read_to_string(workspace_dir().join("docs/writing-a-plugin.md")).unwrap();
+    let manifest = guide_block(&readme, "**2. `Cargo.toml`**", "toml").replace(
         "../linehost/plugin-api",
         &workspace_dir().join("plugin-api").display().to_string(),
     );
-    let code = readme_block(&readme, "**3. `src/lib.rs`**", "rust");
-    let settings = readme_block(&readme, "**5. List it in `config.toml`**", "toml");
+    let code = guide_block(&readme, "**3. `src/lib.rs`**", "rust");
+    let settings = guide_block(&readme, "**5. List it in `config.toml`**", "toml");
 
     let krate = tempfile::tempdir().unwrap();
     std::fs::create_dir(krate.path().join("src")).unwrap();

@@ -69,6 +69,11 @@ pub use plugin::{Hook, HookResult, Host, NoSettings, Plugin};
 pub use reply::Reply;
 pub use request::Request;
 
+/// The README's plugin example, compiled as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExample;
+
 /// Re-exported so that hosts name the exact `abi_stable` this crate was built with.
 pub use abi_stable;
 

@@ -51,7 +51,7 @@ pub async fn call(
         let mut out = RString::new();
         let mut spans = Vec::new();
         let started = Instant::now();
-        let _mark = call_slots::enter(route, started);
+        let _mark = call_slots::enter(route, Some(started));
         // Plugin panics are caught in the plugin; this guards the host's
         // own code around the call.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -113,12 +113,18 @@ impl Region {
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct Slot {
-    /// The route being called, plus one; 0 when idle.
+    /// The route being called, plus one, with [`INLINE`] set for a call on
+    /// a serving thread; 0 when idle.
     route: AtomicU32,
-    _pad: u32,
-    /// When the call started, in nanoseconds since [`epoch`].
+    /// Calls made in this slot so far: tells one call from the next.
+    calls: AtomicU32,
+    /// When the call started, in nanoseconds since [`epoch`]; 0 for an
+    /// inline call, which is not timed (the watchdog times it from outside).
     started: AtomicU64,
 }
+
+/// The bit of [`Slot::route`] that marks an inline call.
+const INLINE: u32 = 1 << 31;
 
 /// The region of this process, installed once.
 static REGION: OnceLock<Option<&'static Region>> = OnceLock::new();
@@ -153,14 +159,22 @@ pub fn all() -> &'static [Slot] {
     region().map_or(&[], Region::slots)
 }
 
+/// The slots handed out to threads so far.
+pub fn in_use() -> &'static [Slot] {
+    let all = all();
+    &all[..NEXT.load(Ordering::Relaxed).min(all.len())]
+}
+
 /// The start of this process's call clock.
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
 }
 
-/// Marks this thread as running `route` from `now` until the guard drops.
-pub fn enter(route: usize, now: Instant) -> CallMark {
+/// Marks this thread as running `route` until the guard drops: timed from
+/// `started` on a blocking thread, or inline (`None`), where the hot path
+/// reads no clock and the watchdog times the call from outside.
+pub fn enter(route: usize, started: Option<Instant>) -> CallMark {
     let slot = MINE.with(|mine| {
         if mine.get().is_none() {
             let index = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -169,10 +183,19 @@ pub fn enter(route: usize, now: Instant) -> CallMark {
         mine.get()
     });
     if let Some(slot) = slot {
-        let started = now.saturating_duration_since(epoch()).as_nanos() as u64;
+        let (started, inline) = match started {
+            Some(at) => (
+                at.saturating_duration_since(epoch()).as_nanos().max(1) as u64,
+                0,
+            ),
+            None => (0, INLINE),
+        };
+        // Only this thread writes its slot.
+        let calls = slot.calls.load(Ordering::Relaxed);
+        slot.calls.store(calls.wrapping_add(1), Ordering::Relaxed);
         slot.started.store(started, Ordering::Relaxed);
-        slot.route
-            .store(u32::try_from(route + 1).unwrap_or(0), Ordering::Release);
+        let route = u32::try_from(route + 1).unwrap_or(0) & !INLINE;
+        slot.route.store(route | inline, Ordering::Release);
     }
     CallMark(slot)
 }
@@ -181,10 +204,12 @@ pub fn enter(route: usize, now: Instant) -> CallMark {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy {
     pub route: usize,
-    /// How long it has run.
-    pub running: Duration,
-    /// When it started, which tells one call from the next in the slot.
-    pub started: u64,
+    /// On a serving thread, where a long call holds up other connections.
+    pub inline: bool,
+    /// Which call of the slot this is.
+    pub call: u32,
+    /// How long it has run, for a timed call.
+    pub running: Option<Duration>,
 }
 
 /// Clears the thread's slot when the call is over.
@@ -206,17 +231,19 @@ impl Slot {
             return None;
         }
         let started = self.started.load(Ordering::Relaxed);
-        let running = now.saturating_duration_since(epoch() + Duration::from_nanos(started));
+        let running = (started != 0)
+            .then(|| now.saturating_duration_since(epoch() + Duration::from_nanos(started)));
         Some(Busy {
-            route: route as usize - 1,
+            route: (route & !INLINE) as usize - 1,
+            inline: route & INLINE != 0,
+            call: self.calls.load(Ordering::Relaxed),
             running,
-            started,
         })
     }
 
     /// The route being called, if any, seen from another process.
     pub fn route(&self) -> Option<usize> {
-        match self.route.load(Ordering::Acquire) {
+        match self.route.load(Ordering::Acquire) & !INLINE {
             0 => None,
             r => Some(r as usize - 1),
         }
@@ -232,14 +259,25 @@ mod tests {
         // Calls are timed from the clock's start: start it first.
         epoch();
         let started = Instant::now();
-        let mark = enter(7, started);
-        let busy: Vec<_> = all()
+        let mark = enter(7, Some(started));
+        let busy: Vec<_> = in_use()
             .iter()
             .filter_map(|s| s.busy(started + Duration::from_millis(5)))
-            .map(|b| (b.route, b.running))
+            .map(|b| (b.route, b.inline, b.running))
             .collect();
-        assert!(busy.contains(&(7, Duration::from_millis(5))), "{busy:?}");
+        assert!(
+            busy.contains(&(7, false, Some(Duration::from_millis(5)))),
+            "{busy:?}"
+        );
         drop(mark);
         assert!(all().iter().all(|s| s.route() != Some(7)));
+        let mark = enter(8, None);
+        let busy: Vec<_> = in_use()
+            .iter()
+            .filter_map(|s| s.busy(started))
+            .map(|b| (b.route, b.inline, b.running))
+            .collect();
+        assert!(busy.contains(&(8, true, None)), "{busy:?}");
+        drop(mark);
     }
 }

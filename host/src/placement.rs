@@ -6,8 +6,9 @@
 //! So no hook is trusted with its thread until it has shown that it is
 //! quick: every hook starts on blocking threads, and runs inline once it
 //! has answered [`PROVEN`] calls in a row each within [`QUICK`]. An inline
-//! call that takes longer than [`STALL`] sends the hook back to blocking
-//! threads for good. Hooks declared `.blocking()` never run inline.
+//! call that the watchdog sees running longer than [`STALL`] sends the hook
+//! back to blocking threads for good. Hooks declared `.blocking()` never
+//! run inline.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -53,10 +54,10 @@ impl Placement {
             .compare_exchange(streak, next, Ordering::Relaxed, Ordering::Relaxed);
     }
 
-    /// Counts a call that ran inline; true if it stalled its thread and
-    /// this call is the one that sent the hook to blocking threads.
-    pub fn ran_inline(&self, took: Duration) -> bool {
-        took > STALL && self.0.swap(BLOCKING, Ordering::Relaxed) == INLINE
+    /// Sends the hook to blocking threads for good, after an inline call
+    /// stalled its thread; true if it ran inline until now.
+    pub fn demote(&self) -> bool {
+        self.0.swap(BLOCKING, Ordering::Relaxed) == INLINE
     }
 }
 
@@ -78,12 +79,8 @@ mod tests {
         assert!(!placement.inline(), "a slow call restarts the count");
         placement.ran_blocking(Duration::from_micros(10));
         assert!(placement.inline());
-        assert!(!placement.ran_inline(Duration::from_millis(1)));
-        assert!(placement.ran_inline(Duration::from_secs(1)));
-        assert!(
-            !placement.ran_inline(Duration::from_secs(1)),
-            "demoted once"
-        );
+        assert!(placement.demote());
+        assert!(!placement.demote(), "demoted once");
         assert!(!placement.inline());
         for _ in 0..2 * PROVEN {
             placement.ran_blocking(Duration::from_micros(10));

@@ -9,9 +9,10 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::connection::{Connection, linger};
 use crate::reply::Reply;
@@ -48,10 +49,16 @@ struct Serving {
 /// Each thread runs a single-threaded runtime of its own and accepts from
 /// the same listening socket; a connection stays on the thread that
 /// accepted it. No task ever moves between threads and no thread wakes
-/// another, which costs the least CPU per request (the model of one Redis
-/// per core), while every core still serves. This thread is one of them,
-/// and the one that waits for `stop`: call it from inside a
-/// single-threaded runtime.
+/// another, which costs the least CPU per request: the model of one Redis
+/// per core. This thread is the first of them, and the one that waits for
+/// `stop`: call it from inside a single-threaded runtime.
+///
+/// The first thread always accepts; the others accept only while it is
+/// busy ([`Spread`]). Spreading connections over threads that have little
+/// to do costs CPU for nothing: each thread's poll finds fewer ready
+/// sockets, and the threads take turns on the cores. So the connections of
+/// a lightly loaded host share one thread, and new ones go to the other
+/// threads, and cores, once that thread has work enough.
 pub async fn run(
     listener: std::net::TcpListener,
     threads: usize,
@@ -68,10 +75,12 @@ pub async fn run(
         shutdown: CancellationToken::new(),
     };
     listener.set_nonblocking(true)?;
+    let (spread, gate) = tokio::sync::watch::channel(false);
     let mut others = Vec::new();
     for index in 1..threads.max(1) {
         let listener = listener.try_clone()?;
         let serving = serving.clone();
+        let gate = gate.clone();
         let thread = std::thread::Builder::new()
             .name(format!("serve-{index}"))
             .spawn(move || -> io::Result<()> {
@@ -80,7 +89,7 @@ pub async fn run(
                     .build()?;
                 runtime.block_on(async move {
                     let listener = TcpListener::from_std(listener)?;
-                    serving.serve_until_stopped(listener).await;
+                    serving.serve_until_stopped(listener, Some(gate)).await;
                     io::Result::Ok(())
                 })?;
                 // Blocking hooks still running hold up nothing past here.
@@ -91,8 +100,11 @@ pub async fn run(
     }
     let listener = TcpListener::from_std(listener)?;
     let stopper = serving.clone();
+    if threads > 1 {
+        tokio::spawn(Spread { open: spread }.watch());
+    }
     tokio::select! {
-        () = serving.serve_until_stopped(listener) => {}
+        () = serving.serve_until_stopped(listener, None) => {}
         () = async {
             stop.await;
             info!("stopping: no new connections; finishing current requests");
@@ -117,11 +129,11 @@ impl Serving {
         self.shutdown.cancel();
     }
 
-    /// Accepts on this thread until the host stops, then waits for the
-    /// connections of every thread to end.
-    async fn serve_until_stopped(&self, listener: TcpListener) {
+    /// Accepts on this thread (while `gate` is open, if given) until the
+    /// host stops, then waits for the connections of every thread to end.
+    async fn serve_until_stopped(&self, listener: TcpListener, gate: Option<Gate>) {
         tokio::select! {
-            () = accept_loop(&listener, self) => {}
+            () = accept_loop(&listener, self, gate) => {}
             () = self.shutdown.cancelled() => {}
         }
         drop(listener);
@@ -138,7 +150,73 @@ impl Serving {
     }
 }
 
-async fn accept_loop(listener: &TcpListener, serving: &Serving) {
+/// Whether the threads after the first accept connections.
+type Gate = tokio::sync::watch::Receiver<bool>;
+
+/// Opens the gate of the other threads while the first thread is busy.
+struct Spread {
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Spread {
+    /// How often the first thread's load is looked at.
+    const EVERY: Duration = Duration::from_millis(100);
+    /// Busier than this (share of its time on the CPU), it shares new
+    /// connections; less busy than `CLOSE`, it keeps them.
+    const OPEN: f64 = 0.75;
+    const CLOSE: f64 = 0.40;
+
+    /// Runs on the first thread, for as long as it serves.
+    async fn watch(self) {
+        let mut last = (Instant::now(), thread_cpu_time());
+        let mut tick = tokio::time::interval(Self::EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = (Instant::now(), thread_cpu_time());
+            let wall = now.0.duration_since(last.0).as_secs_f64();
+            let busy = match (now.1, last.1) {
+                (Some(cpu), Some(before)) if wall > 0.0 => {
+                    cpu.saturating_sub(before).as_secs_f64() / wall
+                }
+                // Without a CPU clock, every thread accepts.
+                _ => 1.0,
+            };
+            last = now;
+            let open = *self.open.borrow();
+            if !open && busy > Self::OPEN {
+                debug!(busy, "first thread busy: all threads accept");
+                self.open.send_replace(true);
+            } else if open && busy < Self::CLOSE {
+                debug!(busy, "first thread idle enough: it alone accepts");
+                self.open.send_replace(false);
+            }
+        }
+    }
+}
+
+/// CPU time of the calling thread so far.
+fn thread_cpu_time() -> Option<Duration> {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return None;
+    }
+    Some(Duration::new(
+        u64::try_from(t.tv_sec).ok()?,
+        u32::try_from(t.tv_nsec).ok()?,
+    ))
+}
+
+/// Waits until `gate` is open; false if it is gone.
+async fn opened(gate: &mut Gate) -> bool {
+    gate.wait_for(|open| *open).await.is_ok()
+}
+
+async fn accept_loop(listener: &TcpListener, serving: &Serving, mut gate: Option<Gate>) {
     let Serving {
         shared,
         limit,
@@ -149,7 +227,20 @@ async fn accept_loop(listener: &TcpListener, serving: &Serving) {
     } = serving;
     let mut backoff = Duration::from_millis(1);
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = match gate.as_mut() {
+            None => listener.accept().await,
+            Some(gate) => {
+                if !opened(gate).await {
+                    return;
+                }
+                tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    // Closed again while waiting: back to waiting for it.
+                    _ = gate.wait_for(|open| !*open) => continue,
+                }
+            }
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => {
                 backoff = Duration::from_millis(1);
                 accepted

@@ -137,11 +137,11 @@ impl Session {
         self.call_inline(&dispatcher, route, text)
     }
 
-    /// Runs a hook that has earned its place on this thread, and sends it
-    /// to blocking threads if this call stalled the thread after all.
+    /// Runs a hook that has earned its place on this thread. No clock is
+    /// read: the watchdog sees a call that stalls the thread and sends the
+    /// hook to blocking threads.
     fn call_inline(&mut self, dispatcher: &Dispatcher, route: usize, text: &str) -> Action {
-        let started = Instant::now();
-        let mark = call_slots::enter(route, started);
+        let mark = call_slots::enter(route, None);
         let result = dispatcher.call(
             route,
             text,
@@ -151,16 +151,6 @@ impl Session {
             &mut self.out,
         );
         drop(mark);
-        let took = started.elapsed();
-        if dispatcher.route(route).placement.ran_inline(took) {
-            let (plugin, hook) = dispatcher.names(route);
-            warn!(
-                plugin = %plugin,
-                hook = %hook,
-                elapsed_ms = took.as_millis() as u64,
-                "hook stalled its thread; it runs on blocking threads from now on"
-            );
-        }
         self.finish_call(result)
     }
 

@@ -241,13 +241,16 @@ impl Connection {
             line,
         } = action
         {
-            action = blocking_call::call(
+            // Boxed: the wait for a blocking thread, with its timer, would
+            // otherwise make this future, built and moved for every
+            // request, several times larger.
+            action = Box::pin(blocking_call::call(
                 &mut self.session,
                 dispatcher,
                 route,
                 line,
                 &self.shared.abandoned,
-            )
+            ))
             .await;
         }
         matches!(action, Action::Close)

@@ -89,7 +89,9 @@ pub async fn run(
                     .build()?;
                 runtime.block_on(async move {
                     let listener = TcpListener::from_std(listener)?;
-                    serving.serve_until_stopped(listener, Some(gate)).await;
+                    serving
+                        .serve_until_stopped(listener, index, Some(gate))
+                        .await;
                     io::Result::Ok(())
                 })?;
                 // Blocking hooks still running hold up nothing past here.
@@ -104,7 +106,7 @@ pub async fn run(
         tokio::spawn(Spread { open: spread }.watch());
     }
     tokio::select! {
-        () = serving.serve_until_stopped(listener, None) => {}
+        () = serving.serve_until_stopped(listener, 0, None) => {}
         () = async {
             stop.await;
             info!("stopping: no new connections; finishing current requests");
@@ -131,9 +133,9 @@ impl Serving {
 
     /// Accepts on this thread (while `gate` is open, if given) until the
     /// host stops, then waits for the connections of every thread to end.
-    async fn serve_until_stopped(&self, listener: TcpListener, gate: Option<Gate>) {
+    async fn serve_until_stopped(&self, listener: TcpListener, thread: usize, gate: Option<Gate>) {
         tokio::select! {
-            () = accept_loop(&listener, self, gate) => {}
+            () = accept_loop(&listener, self, thread, gate) => {}
             () = self.shutdown.cancelled() => {}
         }
         drop(listener);
@@ -216,7 +218,13 @@ async fn opened(gate: &mut Gate) -> bool {
     gate.wait_for(|open| *open).await.is_ok()
 }
 
-async fn accept_loop(listener: &TcpListener, serving: &Serving, mut gate: Option<Gate>) {
+/// Accepts connections on serving thread number `thread` (0 is the first).
+async fn accept_loop(
+    listener: &TcpListener,
+    serving: &Serving,
+    thread: usize,
+    mut gate: Option<Gate>,
+) {
     let Serving {
         shared,
         limit,
@@ -271,7 +279,7 @@ async fn accept_loop(listener: &TcpListener, serving: &Serving, mut gate: Option
         let token = shutdown.clone();
         tracker.spawn(async move {
             let id = connection.id();
-            info!(connection = id, %peer, "connected");
+            info!(connection = id, %peer, thread, "connected");
             match connection.run(token).await {
                 Ok(end) => info!(connection = id, %peer, ?end, "disconnected"),
                 Err(e) => info!(connection = id, %peer, "disconnected: {e}"),

@@ -29,6 +29,10 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// How long connections get to finish once the host is stopping.
     pub shutdown_timeout: Duration,
+    /// Blocking threads each serving thread's runtime may start: enough
+    /// for every plugin's bound of calls and the abandoned ones, so that
+    /// no plugin can wait for a thread another plugin holds.
+    pub blocking_threads: usize,
 }
 
 /// What every serving thread shares: one connection limit, one stop.
@@ -86,6 +90,7 @@ pub async fn run(
             .spawn(move || -> io::Result<()> {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
+                    .max_blocking_threads(settings.blocking_threads)
                     .build()?;
                 runtime.block_on(async move {
                     let listener = TcpListener::from_std(listener)?;

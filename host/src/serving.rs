@@ -93,8 +93,18 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
     let threads = config.worker_threads.unwrap_or_else(process_setup::cores);
     process_setup::check_threads(threads)
         .with_context(|| format!("worker_threads = {threads} in {}", config.file.display()))?;
+    // Calls come from any serving thread and the bounds hold across them
+    // all, so each thread's pool may need every plugin's share.
+    let blocking_threads = dispatcher
+        .plugins()
+        .iter()
+        .map(|p| p.limits.max_calls)
+        .sum::<usize>()
+        .saturating_add(config.max_abandoned_calls)
+        .max(1);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(blocking_threads)
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
@@ -116,6 +126,7 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
         let settings = ServerSettings {
             max_connections: config.max_connections,
             shutdown_timeout: config.shutdown_timeout,
+            blocking_threads,
         };
         // SAFETY: as the listener: the supervisor's pipe, ours alone.
         let mut ready = unsafe { File::from_raw_fd(handover.ready) };

@@ -12,7 +12,8 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use test_support::{
-    Conn, HostProcess, HostStart, WAIT, build_outside, plugin_entry, wait_until, workspace_dir,
+    Conn, HostProcess, HostStart, WAIT, build_outside, copy_dirs, plugin_entry, wait_until,
+    workspace_dir,
 };
 
 const GREETING: &str = "MSG Welcome aboard !";
@@ -41,18 +42,6 @@ fn crashkit_host(runtime: &Path, keys: &str, crashkit_keys: &str) -> HostProcess
         .env("XDG_RUNTIME_DIR", runtime.display().to_string())
         .env("TMPDIR", runtime.display().to_string())
         .spawn()
-}
-
-/// The host's private copy directories in `runtime`.
-fn copy_dirs(runtime: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(runtime)
-        .expect("read the runtime directory")
-        .map(|e| e.expect("runtime directory entry").path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("host-plugins-"))
-        })
-        .collect()
 }
 
 /// The first line of the host's log that holds every one of `words`.
@@ -295,6 +284,43 @@ fn a_plugin_past_its_bound_of_concurrent_calls_is_told_busy_and_others_serve() {
         .filter(|(line, at)| line == "MSG slept 3000" && *at >= Duration::from_millis(2900))
         .count();
     assert_eq!(slept, 2, "{replies:?}");
+}
+
+#[test]
+fn a_plugin_filling_its_share_of_blocking_threads_delays_no_other_plugins_blocking_hook() {
+    // The case: hundreds of slow blocking calls of one plugin. Its
+    // bound (64 by default) refuses the rest, and the blocking pool is
+    // sized for every plugin's bound, so testkit's blocking SLEEP still
+    // finds a thread at once.
+    let runtime = tempfile::tempdir().unwrap();
+    let host = HostStart::new()
+        .config(format!(
+            "server_name = \"h\"\nworker_threads = 1\n{}{}",
+            plugin_entry("crashkit"),
+            plugin_entry("testkit")
+        ))
+        .env("TMPDIR", runtime.path().display().to_string())
+        .spawn();
+    let addr = host.addr();
+    let mut slow: Vec<Conn> = (0..200).map(|_| Conn::open(addr).0).collect();
+    for c in &mut slow {
+        c.send("SLOW 3000");
+    }
+    // Wait until crashkit holds all it may: its later calls are refused.
+    let busy = slow
+        .iter_mut()
+        .rev()
+        .take(100)
+        .map(|c| c.line())
+        .filter(|line| line == "ERR plugin crashkit busy")
+        .count();
+    assert!(busy > 0, "crashkit was never at its bound");
+    let (mut other, _) = Conn::open(addr);
+    let asked = Instant::now();
+    assert_eq!(other.ask("SLEEP 10"), "MSG slept 10");
+    let took = asked.elapsed();
+    println!("testkit's blocking SLEEP 10 while crashkit fills its share: {took:?}");
+    assert!(took < Duration::from_secs(1), "SLEEP 10 took {took:?}");
 }
 
 /// Connects, expects the greeting, asks `OK`. False if the connection was

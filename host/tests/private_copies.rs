@@ -8,21 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
-use test_support::{Conn, HostStart, WAIT, bin_path, build_workspace, plugin_path, wait_bounded};
-
-/// The copy directories in `base`, by name.
-fn copy_dirs(base: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(base)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("host-plugins-"))
-        })
-        .collect();
-    dirs.sort();
-    dirs
-}
+use test_support::{
+    Conn, HostStart, WAIT, bin_path, build_workspace, copy_dirs, plugin_path, wait_bounded,
+};
 
 fn mode(path: &Path) -> u32 {
     std::fs::symlink_metadata(path)

@@ -256,6 +256,21 @@ impl Drop for HostProcess {
     }
 }
 
+/// The host's private copy directories (`host-plugins-*`) in `base`, the
+/// runtime directory a test gave the host (`TMPDIR`), sorted.
+pub fn copy_dirs(base: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(base)
+        .expect("read the runtime directory")
+        .map(|e| e.expect("runtime directory entry").path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("host-plugins-"))
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
+
 /// The serving process of the host supervisor `pid`: its child, waited for
 /// (bounded by [`WAIT`]) since a new one may be starting.
 pub fn serving_pid_of(pid: u32) -> u32 {

@@ -17,7 +17,7 @@ pub use build::{
     workspace_dir,
 };
 pub use conn::Conn;
-pub use host::{HostOutput, HostProcess, HostStart, serving_pid_of};
+pub use host::{HostOutput, HostProcess, HostStart, copy_dirs, serving_pid_of};
 pub use wait::{wait_bounded, wait_or_kill, wait_until};
 
 /// How long any single wait in a test may last before the test fails.

@@ -147,7 +147,7 @@ free_port() {
 # host_pid and host_addr.
 start_host() {
     local name=$1 config=$2 line="" tries
-    "$release/host" --config "$config" --listen 127.0.0.1:0 \
+    "$release/linehost" --config "$config" --listen 127.0.0.1:0 \
         >"$work/$name.out" 2>"$work/$name.err" </dev/null &
     host_pid=$!
     started_pids+=("$host_pid")

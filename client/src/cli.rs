@@ -11,7 +11,7 @@ use crate::exit::EXIT_CODES_HELP;
 /// terminal, otherwise one command per stdin line (pipelined).
 #[derive(Debug, Parser)]
 #[command(
-    name = "client",
+    name = "linehost-cli",
     version,
     after_help = EXIT_CODES_HELP,
     after_long_help = format!("{MODES_HELP}\n\n{EXIT_CODES_HELP}"),
@@ -31,7 +31,7 @@ pub struct Cli {
     pub commands: Vec<String>,
 
     /// One more command after `--`, its words joined by spaces
-    /// (`client -- HELLO`); sent after any `-c` commands.
+    /// (`linehost-cli -- HELLO`); sent after any `-c` commands.
     #[arg(last = true, value_name = "COMMAND")]
     pub trailing: Vec<String>,
 
@@ -45,7 +45,7 @@ pub struct Cli {
     pub timeout: f64,
 
     /// History file for interactive mode [default: history.txt in the
-    /// user's data directory, e.g. ~/.local/share/client/]
+    /// user's data directory, e.g. ~/.local/share/linehost-cli/]
     #[arg(long, value_name = "PATH", env = "CLIENT_HISTORY_FILE")]
     pub history_file: Option<PathBuf>,
 }

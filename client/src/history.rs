@@ -17,7 +17,7 @@ use rustyline::{Editor, Helper};
 /// `~/.local/share/client` on Linux). `None` when there is no home to use.
 pub fn path(explicit: Option<PathBuf>) -> Option<PathBuf> {
     explicit.or_else(|| {
-        directories::ProjectDirs::from("", "", "client")
+        directories::ProjectDirs::from("", "", "linehost-cli")
             .map(|dirs| dirs.data_dir().join("history.txt"))
     })
 }

@@ -22,6 +22,7 @@ use host::supervisor::Supervisor;
 /// matches the whole line.
 #[derive(Debug, Parser)]
 #[command(
+    name = "linehost",
     version,
     after_help = "Logging: RUST_LOG (e.g. RUST_LOG=debug) or --log-level.\n\
 Exit status: 0 after a clean stop or a good --check; 1 if the config or a plugin is bad."

@@ -37,7 +37,7 @@ fn spawn_under_umask(dir: &Path, runtime: &Path, mask: &str) -> (Child, std::net
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!("umask {mask} && exec \"$0\" \"$@\""))
-        .arg(bin_path("host"))
+        .arg(bin_path("linehost"))
         .arg("--config")
         .arg(&config)
         .args(["--listen", "127.0.0.1:0"])

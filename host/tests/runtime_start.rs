@@ -16,8 +16,8 @@ const START_LIMIT: Duration = Duration::from_secs(10);
 /// its own: the build directory may be closed to other users.
 fn host_for_nobody(dir: &std::path::Path) -> PathBuf {
     build_workspace();
-    let copy = dir.join("host");
-    std::fs::copy(bin_path("host"), &copy).expect("copy the host binary");
+    let copy = dir.join("linehost");
+    std::fs::copy(bin_path("linehost"), &copy).expect("copy the host binary");
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod host");
     copy

@@ -69,7 +69,7 @@ impl HostStart {
 
     fn command(&self) -> Command {
         std::fs::write(self.dir.path().join("config.toml"), &self.config).expect("write config");
-        let mut cmd = Command::new(bin_path("host"));
+        let mut cmd = Command::new(bin_path("linehost"));
         cmd.current_dir(self.dir.path())
             .args(&self.args)
             .env_remove("RUST_LOG")

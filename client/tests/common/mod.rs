@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use expectrl::{Eof, Session, WaitStatus};
 use test_support::{HostProcess, HostStart, WAIT, wait_or_kill, wait_until};
 
-pub const CLIENT: &str = env!("CARGO_BIN_EXE_client");
+pub const CLIENT: &str = env!("CARGO_BIN_EXE_linehost-cli");
 
 /// The documented exit codes.
 pub const EXIT_OK: i32 = 0;

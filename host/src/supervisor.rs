@@ -187,9 +187,9 @@ impl Supervisor {
                 "serving process died: {how} while this hook was running"
             );
         }
-        if status.signal().is_none() {
-            return true;
-        }
+        // A serving process ends on its own only when asked to stop: an
+        // exit while a hook runs (a plugin calling exit, say) counts as a
+        // crash as much as a signal does.
         let now = Instant::now();
         for (plugin, hook, pattern) in running {
             let key = (plugin, hook);

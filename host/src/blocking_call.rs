@@ -5,16 +5,17 @@
 //! plugin's time limit: past it the client is told the plugin timed out
 //! and the connection goes on, while the thread, which cannot be stopped
 //! from outside, is left to finish on its own, its reply dropped. Such
-//! abandoned threads are counted and bounded, like each plugin's calls.
+//! abandoned threads are counted and bounded per plugin, like each
+//! plugin's calls: a plugin whose calls hang makes only itself unavailable.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use abi_stable::std_types::RString;
 use bytes::BytesMut;
 use tracing::{error, warn};
 
-use crate::call_budget::Budget;
 use crate::call_slots;
 use crate::dispatch::{CallError, Dispatcher};
 use crate::reply::Reply;
@@ -27,10 +28,10 @@ pub async fn call(
     dispatcher: Arc<Dispatcher>,
     route: usize,
     line: BytesMut,
-    abandoned: &Arc<Budget>,
+    max_abandoned: usize,
 ) -> Action {
     let plugin = &dispatcher.plugins()[dispatcher.route(route).plugin];
-    if abandoned.running() >= abandoned.max() {
+    if plugin.abandoned.load(Ordering::Acquire) >= max_abandoned {
         return session.reply(Reply::PluginUnavailable {
             plugin: &plugin.name,
         });
@@ -73,19 +74,23 @@ pub async fn call(
             session.reply(Reply::InternalError)
         }
         Err(_) => {
+            // A hook that ran this long is never trusted with a serving
+            // thread, whatever it did before.
+            dispatcher.route(route).placement.demote();
             let (name, hook) = dispatcher.names(route);
-            let counted = abandoned.try_take();
+            let abandoned = Arc::clone(&plugin.abandoned);
+            let now = abandoned.fetch_add(1, Ordering::AcqRel) + 1;
             warn!(
                 connection = id,
                 plugin = %name,
                 hook = %hook,
                 limit_secs = limit.as_secs(),
-                abandoned = abandoned.running(),
+                abandoned = now,
                 "hook call timed out; its thread is left to finish"
             );
             tokio::spawn(async move {
                 let _ = handle.await;
-                drop(counted);
+                abandoned.fetch_sub(1, Ordering::AcqRel);
             });
             session.reply(Reply::PluginTimedOut { plugin: name })
         }

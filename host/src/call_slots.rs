@@ -36,15 +36,28 @@ impl Region {
     pub fn create() -> io::Result<(OwnedFd, &'static Region)> {
         // SAFETY: memfd_create takes a NUL-terminated name and flags; the
         // descriptor it returns is ours alone.
-        let fd = unsafe { libc::memfd_create(c"linehost-calls".as_ptr(), libc::MFD_CLOEXEC) };
+        let fd = unsafe {
+            libc::memfd_create(
+                c"linehost-calls".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` was just returned to us and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let size = libc::off_t::try_from(size_of::<Region>()).map_err(io::Error::other)?;
-        // SAFETY: ftruncate on a descriptor we own.
+        // SAFETY: ftruncate and fcntl on a descriptor we own.
         if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // Sealed at its size: the serving process, and so any plugin in
+        // it, holds this file too, and shrinking it would make the
+        // supervisor's next read of the mapping a SIGBUS.
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
             return Err(io::Error::last_os_error());
         }
         let region = Region::map(fd.as_raw_fd())?;
@@ -279,5 +292,15 @@ mod tests {
             .collect();
         assert!(busy.contains(&(8, true, None)), "{busy:?}");
         drop(mark);
+    }
+
+    #[test]
+    fn the_shared_region_cannot_be_resized_by_whoever_holds_it() {
+        let (fd, region) = Region::create().unwrap();
+        // SAFETY: ftruncate on a descriptor this test owns.
+        let shrunk = unsafe { libc::ftruncate(fd.as_raw_fd(), 0) };
+        assert_eq!(shrunk, -1, "the region could be shrunk");
+        region.publish_names("a\t1\tA\n");
+        assert_eq!(region.name(0).as_deref(), Some("a\t1\tA"));
     }
 }

@@ -35,9 +35,11 @@ pub const MAX_CONNECTIONS: usize = tokio::sync::Semaphore::MAX_PERMITS;
 pub const MAX_WORKER_THREADS: usize = 1024;
 /// Default for `hook_timeout_secs`.
 pub const DEFAULT_HOOK_TIMEOUT_SECS: u64 = 10;
-/// Default for `max_plugin_calls` and for `max_abandoned_calls`.
+/// Default for `max_plugin_calls`.
 pub const DEFAULT_MAX_PLUGIN_CALLS: usize = 64;
-pub const DEFAULT_MAX_ABANDONED_CALLS: usize = 64;
+/// Default for `max_abandoned_calls`: a plugin whose calls keep hanging is
+/// told unavailable well before it holds its whole share of threads.
+pub const DEFAULT_MAX_ABANDONED_CALLS: usize = 16;
 /// Most calls of one plugin, or abandoned calls, at once: each is a thread.
 pub const MAX_PLUGIN_CALLS: usize = 4096;
 /// Largest config file read. A config is a few KiB; this bounds the memory
@@ -98,7 +100,7 @@ pub struct Config {
     /// Calls a plugin may have on blocking threads at once, and how long
     /// one may run; each `[[plugin]]` entry may override them.
     pub call_limits: CallLimits,
-    /// Timed-out calls whose threads may still be running at once.
+    /// Timed-out calls of one plugin whose threads may still be running.
     pub max_abandoned_calls: usize,
     pub plugins: Vec<PluginEntry>,
 }

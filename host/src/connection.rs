@@ -249,7 +249,7 @@ impl Connection {
                 dispatcher,
                 route,
                 line,
-                &self.shared.abandoned,
+                self.shared.limits.max_abandoned_calls,
             ))
             .await;
         }

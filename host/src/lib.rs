@@ -17,6 +17,7 @@ pub mod pattern;
 pub mod placement;
 pub mod plugins;
 pub mod reply;
+pub mod say;
 pub mod server;
 pub mod serving;
 pub mod session;

@@ -74,7 +74,7 @@ fn main() -> ExitCode {
     let filter = match filter {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: invalid log level: {e}");
+            host::say::error(format_args!("invalid log level: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -82,11 +82,14 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A log line that cannot be written is dropped: reporting that on
+        // the same closed stream would panic the thread that logged.
+        .log_internal_errors(false)
         .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            host::say::error(format_args!("{e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -120,7 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         warn!("skipping optional {skipped}");
     }
     for e in &report.errors {
-        eprintln!("error: {e}");
+        host::say::error(e);
     }
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -150,7 +153,7 @@ fn check(config: &Config, runtime_dir: &RuntimeDir) -> anyhow::Result<ExitCode> 
     }
     if !report.errors.is_empty() {
         for e in &report.errors {
-            eprintln!("error: {e}");
+            host::say::error(e);
             if let LoadErrorKind::Incompatible { report, .. } = &e.kind {
                 debug!(
                     "full layout report for `{}`:\n{report}",
@@ -161,7 +164,7 @@ fn check(config: &Config, runtime_dir: &RuntimeDir) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::FAILURE);
     }
     let dispatcher = Dispatcher::new(report.plugins).context("cannot build the dispatch table")?;
-    print!("{}", host::check::report(config, &dispatcher));
+    host::say::out(host::check::report(config, &dispatcher));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -46,6 +46,16 @@ pub struct Handover {
 
 /// Runs the serving process until the host stops.
 pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
+    // The descriptors were left open across the supervisor's exec; closed
+    // on exec again now, so that a process a plugin starts holds neither
+    // the listening socket nor the pipe the supervisor waits on.
+    let inherited = [handover.listener, handover.slots, handover.ready];
+    for fd in inherited
+        .into_iter()
+        .chain(handover.plugins.iter().map(|(_, _, fd)| *fd))
+    {
+        close_on_exec(fd).with_context(|| format!("descriptor {fd} from the supervisor"))?;
+    }
     let mut text = String::new();
     std::io::stdin()
         .take(MAX_CONFIG_BYTES + 1)
@@ -70,7 +80,7 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
     }
     if !report.errors.is_empty() {
         for e in &report.errors {
-            eprintln!("error: {e}");
+            crate::say::error(e);
             if let LoadErrorKind::Incompatible { report, .. } = &e.kind {
                 debug!(
                     "full layout report for `{}`:\n{report}",
@@ -141,4 +151,15 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sets `FD_CLOEXEC` on `fd`.
+fn close_on_exec(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: fcntl on a descriptor number; it touches no memory of ours.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }

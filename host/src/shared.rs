@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::call_budget::Budget;
 use crate::dispatch::Dispatcher;
 
 /// What every connection reads; cheap to reach from any task.
@@ -17,8 +16,6 @@ pub struct Shared {
     /// Nothing stores a new one yet.
     pub dispatch: ArcSwap<Dispatcher>,
     pub limits: Limits,
-    /// Timed-out hook calls whose threads are still running.
-    pub abandoned: Arc<Budget>,
     next_connection_id: AtomicU64,
     /// Set when the host starts stopping; read by busy connections, for
     /// which checking a flag per batch is cheaper than polling a future.
@@ -31,7 +28,7 @@ pub struct Limits {
     pub max_line_length: usize,
     /// How long a connection may go without a complete request line.
     pub idle_timeout: Option<Duration>,
-    /// Timed-out calls whose threads may still be running at once.
+    /// Timed-out calls of one plugin whose threads may still be running.
     pub max_abandoned_calls: usize,
 }
 
@@ -40,7 +37,6 @@ impl Shared {
         Arc::new(Shared {
             dispatch: ArcSwap::from_pointee(dispatcher),
             limits,
-            abandoned: Budget::new(limits.max_abandoned_calls),
             next_connection_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
         })

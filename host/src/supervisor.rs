@@ -14,12 +14,14 @@
 //! until the host restarts.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitCode, ExitStatus, Stdio};
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -44,6 +46,18 @@ const MAX_RESTART_PAUSE: Duration = Duration::from_secs(30);
 /// How long a serving process gets, past its own shutdown timeout, to
 /// stop before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Longest route name taken from the shared memory, and most hooks
+/// disabled: the serving process writes the names, and a plugin there
+/// could write anything.
+const MAX_NAME: usize = 512;
+const MAX_DISABLED: usize = 256;
+/// How long a serving process may take to load its plugins and be ready.
+pub const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// Deaths with no hook to blame, this many within this long, and new
+/// serving processes wait as after a quick death: something in a plugin
+/// that no request runs (a thread of its own) keeps killing them.
+const UNBLAMED_DEATHS: usize = 3;
+const UNBLAMED_WINDOW: Duration = Duration::from_secs(60);
 
 /// Everything a serving process is started from.
 pub struct Supervisor {
@@ -68,6 +82,8 @@ struct Memory {
     crashes: HashMap<HookKey, Vec<Instant>>,
     disabled: Vec<(String, usize, String)>,
     pause: Duration,
+    /// When serving processes died with no hook to blame, lately.
+    unblamed: Vec<Instant>,
 }
 
 impl Supervisor {
@@ -95,6 +111,7 @@ impl Supervisor {
             crashes: HashMap::new(),
             disabled: Vec::new(),
             pause: Duration::ZERO,
+            unblamed: Vec::new(),
         };
         let runtime = current_thread()?;
         let code = runtime.block_on(self.supervise(&mut memory))?;
@@ -106,46 +123,87 @@ impl Supervisor {
         let signals = StopSignals::install().context("cannot catch SIGINT and SIGTERM")?;
         let mut stop = std::pin::pin!(signals.recv());
         let addr: SocketAddr = self.listener.local_addr()?;
-        let (mut child, ready) = self.spawn(&memory.region_fd, &memory.disabled, false)?;
-        let mut started = Instant::now();
-        if !wait_ready(ready).await {
-            // The serving process said why (a plugin refused to start, say)
-            // and exited: the host does not start either.
-            let _ = child.wait().await;
-            return Ok(ExitCode::FAILURE);
-        }
-        // The first line on stdout, for scripts and tests that start the
-        // host on port 0 and need to know where it is.
-        println!("listening on {addr}");
-        let _ = std::io::stdout().flush();
+        let mut announced = false;
         loop {
+            let (mut child, ready) = match self.spawn(&memory.region_fd, &memory.disabled, false)
+            {
+                Ok(spawned) => spawned,
+                Err(e) if announced => {
+                    // Out of processes or descriptors for a moment: the
+                    // listening socket stays open while we try again.
+                    error!("{e:#}");
+                    if pause(memory, stop.as_mut()).await {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let group = child.id();
+            let started = Instant::now();
+            match start(&mut child, ready, stop.as_mut()).await {
+                Start::Ready => {}
+                Start::Stopped => {
+                    stop_child(&mut child, self.config.shutdown_timeout + STOP_GRACE).await;
+                    kill_group(group);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                // The serving process said why (a plugin refused to start,
+                // say): a host that never served does not start either.
+                Start::Failed(_) | Start::TimedOut if !announced => {
+                    kill_group(group);
+                    return Ok(ExitCode::FAILURE);
+                }
+                Start::Failed(status) => {
+                    kill_group(group);
+                    self.mourn(status, started, memory);
+                    memory.region.clear();
+                    if pause(memory, stop.as_mut()).await {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    continue;
+                }
+                Start::TimedOut => {
+                    kill_group(group);
+                    if pause(memory, stop.as_mut()).await {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    continue;
+                }
+            }
+            if announced {
+                info!(pid = group, "a new serving process is serving");
+            } else {
+                // The first line on stdout, for scripts and tests that start
+                // the host on port 0 and need to know where it is.
+                crate::say::out(format_args!("listening on {addr}\n"));
+                announced = true;
+            }
             tokio::select! {
                 biased;
-                () = &mut stop => {
+                () = stop.as_mut() => {
                     stop_child(&mut child, self.config.shutdown_timeout + STOP_GRACE).await;
+                    kill_group(group);
                     return Ok(ExitCode::SUCCESS);
                 }
                 status = child.wait() => {
                     let status = status.context("cannot wait for the serving process")?;
+                    // What a plugin started goes with the process it crashed.
+                    kill_group(group);
                     let blamed = self.mourn(status, started, memory);
-                    if !blamed && started.elapsed() < QUICK_DEATH {
-                        memory.pause = (memory.pause * 2)
-                            .clamp(Duration::from_millis(250), MAX_RESTART_PAUSE);
-                        warn!("starting a new serving process in {:?}", memory.pause);
-                        tokio::select! {
-                            biased;
-                            () = &mut stop => return Ok(ExitCode::SUCCESS),
-                            () = tokio::time::sleep(memory.pause) => {}
+                    memory.region.clear();
+                    let now = Instant::now();
+                    memory.unblamed.retain(|t| now.duration_since(*t) < UNBLAMED_WINDOW);
+                    if !blamed {
+                        memory.unblamed.push(now);
+                    }
+                    let looping = memory.unblamed.len() >= UNBLAMED_DEATHS;
+                    if !blamed && (started.elapsed() < QUICK_DEATH || looping) {
+                        if pause(memory, stop.as_mut()).await {
+                            return Ok(ExitCode::SUCCESS);
                         }
                     } else {
                         memory.pause = Duration::ZERO;
-                    }
-                    memory.region.clear();
-                    let (next, ready) = self.spawn(&memory.region_fd, &memory.disabled, false)?;
-                    child = next;
-                    started = Instant::now();
-                    if wait_ready(ready).await {
-                        info!(pid = child.id(), "a new serving process is serving");
                     }
                 }
             }
@@ -161,6 +219,9 @@ impl Supervisor {
             .iter()
             .filter_map(|slot| slot.route())
             .filter_map(|route| memory.region.name(route))
+            // Written by the serving process, where plugins run: taken
+            // as a claim, bounded, never as an instruction.
+            .filter(|line| line.len() <= MAX_NAME)
             .filter_map(|line| {
                 let mut fields = line.splitn(3, '\t');
                 let plugin = fields.next()?.to_owned();
@@ -203,7 +264,7 @@ impl Supervisor {
             let times = memory.crashes.entry(key.clone()).or_default();
             times.retain(|t| now.duration_since(*t) < CRASH_WINDOW);
             times.push(now);
-            if times.len() >= CRASHES_TO_DISABLE {
+            if times.len() >= CRASHES_TO_DISABLE && memory.disabled.len() < MAX_DISABLED {
                 let reason = format!(
                     "crashed {} times in {} minutes (last: {how})",
                     times.len(),
@@ -270,9 +331,10 @@ impl Supervisor {
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        let parent = std::process::id() as libc::pid_t;
         // SAFETY: between fork and exec only async-signal-safe calls are
-        // made (fcntl, prctl, getppid), on descriptors and values copied
-        // before the fork.
+        // made (fcntl, setpgid, prctl, getppid), on descriptors and values
+        // copied before the fork.
         unsafe {
             command.pre_exec(move || {
                 for &fd in &inherited {
@@ -281,10 +343,20 @@ impl Supervisor {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
+                // A group of its own: a terminal's Ctrl-C reaches the
+                // supervisor alone, which stops the serving process in
+                // order, and whatever plugins start can be killed with it.
+                if libc::setpgid(0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 // If the supervisor is killed outright, the serving process
-                // stops gracefully instead of serving on unsupervised.
+                // stops gracefully instead of serving on unsupervised; and
+                // if it died before this was set, the child must not run.
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                 }
                 Ok(())
             });
@@ -306,13 +378,89 @@ impl Supervisor {
     }
 }
 
-/// Waits for the serving process to say it is ready; false if it ended
-/// (closing the pipe) first.
+/// How the start of a serving process ended.
+enum Start {
+    Ready,
+    /// It ended before it was ready.
+    Failed(ExitStatus),
+    /// It was not ready within [`START_TIMEOUT`], and was killed.
+    TimedOut,
+    /// The host was asked to stop meanwhile.
+    Stopped,
+}
+
+/// Waits for a new serving process to be ready, to end, or for the host to
+/// be stopped, whichever comes first; at most [`START_TIMEOUT`].
+async fn start(
+    child: &mut Child,
+    ready: std::io::PipeReader,
+    stop: Pin<&mut impl Future<Output = ()>>,
+) -> Start {
+    tokio::select! {
+        biased;
+        () = stop => Start::Stopped,
+        said = wait_ready(ready) => {
+            if said {
+                return Start::Ready;
+            }
+            // The pipe closed: it died, or closed the pipe and must go.
+            let ended = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
+            match ended {
+                Ok(Ok(status)) => Start::Failed(status),
+                _ => {
+                    let _ = child.kill().await;
+                    match child.wait().await {
+                        Ok(status) => Start::Failed(status),
+                        Err(_) => Start::TimedOut,
+                    }
+                }
+            }
+        }
+        () = tokio::time::sleep(START_TIMEOUT) => {
+            error!("the serving process was not ready within {START_TIMEOUT:?}; killing it");
+            let _ = child.kill().await;
+            Start::TimedOut
+        }
+    }
+}
+
+/// Waits before the next serving process, longer each time it is needed in
+/// a row; true if the host was asked to stop meanwhile.
+async fn pause(memory: &mut Memory, stop: Pin<&mut impl Future<Output = ()>>) -> bool {
+    memory.pause = (memory.pause * 2).clamp(Duration::from_millis(250), MAX_RESTART_PAUSE);
+    warn!("starting a new serving process in {:?}", memory.pause);
+    tokio::select! {
+        biased;
+        () = stop => true,
+        () = tokio::time::sleep(memory.pause) => false,
+    }
+}
+
+/// Kills what is left of the process group of a serving process: whatever
+/// its plugins started.
+fn kill_group(group: Option<u32>) {
+    if let Some(group) = group.and_then(|g| i32::try_from(g).ok()) {
+        // SAFETY: killpg(2) on the group our child led; no memory is touched.
+        unsafe {
+            libc::killpg(group, libc::SIGKILL);
+        }
+    }
+}
+
+/// Waits for the serving process to say it is ready; false if the pipe
+/// closed (it ended) first. Reads up to the line's end only: a process a
+/// plugin started could hold the pipe open past that.
 async fn wait_ready(mut ready: std::io::PipeReader) -> bool {
     tokio::task::spawn_blocking(move || {
         let mut said = Vec::new();
-        let _ = (&mut ready).take(16).read_to_end(&mut said);
-        said.starts_with(b"ready")
+        let mut byte = [0u8; 1];
+        while said.len() < 16 && !said.ends_with(b"\n") {
+            match ready.read(&mut byte) {
+                Ok(1) => said.push(byte[0]),
+                _ => break,
+            }
+        }
+        said == b"ready\n"
     })
     .await
     .unwrap_or(false)

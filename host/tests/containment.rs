@@ -323,6 +323,31 @@ fn a_plugin_filling_its_share_of_blocking_threads_delays_no_other_plugins_blocki
     assert!(took < Duration::from_secs(1), "SLEEP 10 took {took:?}");
 }
 
+#[test]
+fn a_plugin_whose_calls_hang_makes_only_itself_unavailable() {
+    let runtime = tempfile::tempdir().unwrap();
+    let host = HostStart::new()
+        .config(format!(
+            "server_name = \"h\"\nhook_timeout_secs = 1\nmax_abandoned_calls = 2\n{}{}{}",
+            plugin_entry("hello"),
+            plugin_entry("crashkit"),
+            plugin_entry("testkit")
+        ))
+        .env("TMPDIR", runtime.path().display().to_string())
+        .spawn();
+    let (mut c, _) = Conn::open(host.addr());
+    for _ in 0..2 {
+        assert_eq!(c.ask("SLOW 600000"), "ERR plugin crashkit timed out");
+    }
+    assert_eq!(
+        c.ask("SLOW 1"),
+        "ERR plugin crashkit unavailable: too many timed-out calls still running"
+    );
+    // Hooks of other plugins, which start on blocking threads too, serve.
+    assert_eq!(c.ask("HELLO"), HELLO_REPLY);
+    assert_eq!(c.ask("SLEEP 10"), "MSG slept 10");
+}
+
 /// Connects, expects the greeting, asks `OK`. False if the connection was
 /// cut on the way (a serving process that died under it).
 fn served_once(addr: SocketAddr) -> bool {

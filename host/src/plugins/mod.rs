@@ -26,6 +26,7 @@ use abi_stable::std_types::{RResult, RStr};
 use plugin_api::abi::{HostInfo, PluginBox, PluginRoot_Ref};
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use crate::call_budget::Budget;
@@ -50,6 +51,8 @@ pub struct LoadedPlugin {
     pub limits: CallLimits,
     /// The calls of this plugin on blocking threads now.
     pub calls: Arc<Budget>,
+    /// Its calls that timed out and whose threads still run.
+    pub abandoned: Arc<AtomicUsize>,
 }
 
 /// One hook of a loaded plugin, its pattern compiled.
@@ -281,6 +284,7 @@ impl LoadedPlugin {
             hooks,
             limits,
             calls: Budget::new(limits.max_calls),
+            abandoned: Arc::new(AtomicUsize::new(0)),
         })
     }
 

@@ -183,12 +183,18 @@ impl RuntimeDir {
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }
-        let fd = out.as_raw_fd();
+        // Kept, and handed to serving processes, read-only: a plugin in a
+        // serving process can then not rewrite another plugin's copy.
+        let read_only = OpenOptions::new()
+            .read(true)
+            .open(format!("/proc/self/fd/{}", out.as_raw_fd()))?;
+        drop(out);
+        let fd = read_only.as_raw_fd();
         let load_path = PathBuf::from(format!("/proc/self/fd/{fd}"));
         self.copies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(out);
+            .push(read_only);
         Ok(PrivateCopy {
             path,
             load_path,

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -58,11 +59,11 @@ struct Serving {
 /// `stop`: call it from inside a single-threaded runtime.
 ///
 /// The first thread always accepts; the others accept only while it is
-/// busy ([`Spread`]). Spreading connections over threads that have little
-/// to do costs CPU for nothing: each thread's poll finds fewer ready
-/// sockets, and the threads take turns on the cores. So the connections of
-/// a lightly loaded host share one thread, and new ones go to the other
-/// threads, and cores, once that thread has work enough.
+/// busy, or held by a hook ([`Spread`]). Spreading connections over threads
+/// that have little to do costs CPU for nothing: each thread's poll finds
+/// fewer ready sockets, and the threads take turns on the cores. So the
+/// connections of a lightly loaded host share one thread, and new ones go
+/// to the other threads, and cores, once that thread has work enough.
 pub async fn run(
     listener: std::net::TcpListener,
     threads: usize,
@@ -108,7 +109,7 @@ pub async fn run(
     let listener = TcpListener::from_std(listener)?;
     let stopper = serving.clone();
     if threads > 1 {
-        tokio::spawn(Spread { open: spread }.watch());
+        Spread::start(spread)?;
     }
     tokio::select! {
         () = serving.serve_until_stopped(listener, 0, None) => {}
@@ -160,62 +161,102 @@ impl Serving {
 /// Whether the threads after the first accept connections.
 type Gate = tokio::sync::watch::Receiver<bool>;
 
-/// Opens the gate of the other threads while the first thread is busy.
+/// Opens the gate of the other threads while the first thread is busy, or
+/// stuck in a hook.
+///
+/// It watches from a thread of its own: from the first thread itself, a
+/// hook holding that thread would hold the watching too.
 struct Spread {
     open: tokio::sync::watch::Sender<bool>,
+    /// The first thread's CPU clock.
+    clock: libc::clockid_t,
+    /// Counted up by the first thread every [`Spread::BEAT`]: a count that
+    /// stands still means the thread is held, whatever its CPU use.
+    beats: Arc<AtomicU64>,
 }
 
 impl Spread {
-    /// How often the first thread's load is looked at.
+    /// How often the first thread is looked at...
     const EVERY: Duration = Duration::from_millis(100);
+    /// ...and how often it counts a beat when it is free to.
+    const BEAT: Duration = Duration::from_millis(20);
     /// Busier than this (share of its time on the CPU), it shares new
     /// connections; less busy than `CLOSE`, it keeps them.
     const OPEN: f64 = 0.75;
     const CLOSE: f64 = 0.40;
 
-    /// Runs on the first thread, for as long as it serves.
-    async fn watch(self) {
-        let mut last = (Instant::now(), thread_cpu_time());
-        let mut tick = tokio::time::interval(Self::EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let now = (Instant::now(), thread_cpu_time());
+    /// Starts watching the calling thread, the first serving thread.
+    fn start(open: tokio::sync::watch::Sender<bool>) -> io::Result<()> {
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: writes the clock id of this thread into `clock`.
+        if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } != 0 {
+            // Without the first thread's clock, every thread accepts.
+            open.send_replace(true);
+            return Ok(());
+        }
+        let beats = Arc::new(AtomicU64::new(0));
+        let beating = Arc::clone(&beats);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Self::BEAT);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                beating.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let spread = Spread { open, clock, beats };
+        std::thread::Builder::new()
+            .name("spread".into())
+            .spawn(move || spread.watch())
+            .map(drop)
+    }
+
+    fn watch(self) {
+        let mut last = (Instant::now(), self.cpu_time(), 0);
+        // Until every serving thread has stopped listening to the gate.
+        while !self.open.is_closed() {
+            std::thread::sleep(Self::EVERY);
+            let Some(cpu) = self.cpu_time() else {
+                return;
+            };
+            let now = (
+                Instant::now(),
+                Some(cpu),
+                self.beats.load(Ordering::Relaxed),
+            );
             let wall = now.0.duration_since(last.0).as_secs_f64();
-            let busy = match (now.1, last.1) {
-                (Some(cpu), Some(before)) if wall > 0.0 => {
-                    cpu.saturating_sub(before).as_secs_f64() / wall
-                }
-                // Without a CPU clock, every thread accepts.
+            let busy = match last.1 {
+                Some(before) if wall > 0.0 => cpu.saturating_sub(before).as_secs_f64() / wall,
                 _ => 1.0,
             };
+            let stuck = now.2 == last.2;
             last = now;
             let open = *self.open.borrow();
-            if !open && busy > Self::OPEN {
-                debug!(busy, "first thread busy: all threads accept");
+            if !open && (busy > Self::OPEN || stuck) {
+                debug!(busy, stuck, "first thread busy: all threads accept");
                 self.open.send_replace(true);
-            } else if open && busy < Self::CLOSE {
+            } else if open && busy < Self::CLOSE && !stuck {
                 debug!(busy, "first thread idle enough: it alone accepts");
                 self.open.send_replace(false);
             }
         }
     }
-}
 
-/// CPU time of the calling thread so far.
-fn thread_cpu_time() -> Option<Duration> {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec we own.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
-        return None;
+    /// CPU time of the first thread so far.
+    fn cpu_time(&self) -> Option<Duration> {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes the timespec we own.
+        if unsafe { libc::clock_gettime(self.clock, &mut t) } != 0 {
+            return None;
+        }
+        Some(Duration::new(
+            u64::try_from(t.tv_sec).ok()?,
+            u32::try_from(t.tv_nsec).ok()?,
+        ))
     }
-    Some(Duration::new(
-        u64::try_from(t.tv_sec).ok()?,
-        u32::try_from(t.tv_nsec).ok()?,
-    ))
 }
 
 /// Waits until `gate` is open; false if it is gone.

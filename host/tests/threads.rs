@@ -97,3 +97,31 @@ fn new_connections_go_to_the_other_thread_once_the_first_is_busy() {
         host.stderr()
     );
 }
+
+#[test]
+fn a_hook_holding_the_first_thread_lets_the_others_accept() {
+    let host = HostStart::new()
+        .config(format!(
+            "server_name = \"threads\"\nworker_threads = 2\n{}{}",
+            plugin_entry("hello"),
+            plugin_entry("crashkit")
+        ))
+        .spawn();
+    // A quick hook earns its place inline on the first thread, where every
+    // connection of a lightly loaded host is...
+    let (mut first, _) = Conn::open(host.addr());
+    for _ in 0..150 {
+        assert_eq!(first.ask("STALL 0"), "MSG stalled 0");
+    }
+    // ...then holds that thread for seconds.
+    first.send("STALL 3000");
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = Instant::now();
+    let (mut late, greeting) = Conn::open(host.addr());
+    assert_eq!(greeting, "MSG Welcome aboard !");
+    assert_eq!(late.ask("HELLO"), "MSG Hello from threads");
+    let took = asked.elapsed();
+    println!("a new connection while the first thread is held: {took:?}");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    assert_eq!(first.line(), "MSG stalled 3000");
+}

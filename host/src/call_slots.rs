@@ -11,7 +11,7 @@
 use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,9 @@ const NAMES: usize = 256 * 1024;
 #[repr(C)]
 pub struct Region {
     slots: [Slot; SLOTS],
+    /// The slot of the thread that took a fatal signal, plus one; 0 if
+    /// none did ([`mark_crashes`]).
+    crashed: AtomicU32,
     /// Bytes of `names` written; stored after them.
     names_len: AtomicU32,
     names: [AtomicU8; NAMES],
@@ -92,7 +95,16 @@ impl Region {
         for slot in &self.slots {
             slot.route.store(0, Ordering::Release);
         }
+        self.crashed.store(0, Ordering::Release);
         self.names_len.store(0, Ordering::Release);
+    }
+
+    /// The slot of the thread that took a fatal signal, if one did.
+    pub fn crashed(&self) -> Option<&Slot> {
+        match self.crashed.load(Ordering::Acquire) {
+            0 => None,
+            n => self.slots.get(n as usize - 1),
+        }
     }
 
     pub fn slots(&self) -> &[Slot] {
@@ -144,8 +156,33 @@ static REGION: OnceLock<Option<&'static Region>> = OnceLock::new();
 /// Slots handed out so far.
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// Slots given back by threads that ended, for the next thread to take.
+static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
 thread_local! {
     static MINE: Cell<Option<&'static Slot>> = const { Cell::new(None) };
+    /// Gives the thread's slot back when the thread ends: blocking threads
+    /// come and go, and slots must not run out.
+    static CLAIM: Cell<Option<Claim>> = const { Cell::new(None) };
+}
+
+/// A slot index held by a thread.
+struct Claim(usize);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        FREE.lock().unwrap_or_else(|e| e.into_inner()).push(self.0);
+    }
+}
+
+/// A slot for this thread: one given back, else a new one.
+fn claim() -> Option<&'static Slot> {
+    let given_back = FREE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let index = given_back.unwrap_or_else(|| NEXT.fetch_add(1, Ordering::Relaxed));
+    let slot = all().get(index)?;
+    // Without a destructor at hand (the thread is ending), keep the slot.
+    let _ = CLAIM.try_with(|c| c.set(Some(Claim(index))));
+    Some(slot)
 }
 
 /// Uses `region` for this process: memory shared with the supervisor.
@@ -190,8 +227,7 @@ fn epoch() -> Instant {
 pub fn enter(route: usize, started: Option<Instant>) -> CallMark {
     let slot = MINE.with(|mine| {
         if mine.get().is_none() {
-            let index = NEXT.fetch_add(1, Ordering::Relaxed);
-            mine.set(all().get(index));
+            mine.set(claim());
         }
         mine.get()
     });
@@ -211,6 +247,25 @@ pub fn enter(route: usize, started: Option<Instant>) -> CallMark {
         slot.route.store(route | inline, Ordering::Release);
     }
     CallMark(slot)
+}
+
+/// Records this thread's slot as the one that took a fatal signal: called
+/// from a signal handler, so it only loads and stores atomics.
+pub(crate) fn mark_crashed_here() {
+    let Some(Some(region)) = REGION.get() else {
+        return;
+    };
+    let Ok(Some(slot)) = MINE.try_with(Cell::get) else {
+        return;
+    };
+    let base = region.slots.as_ptr() as usize;
+    let index = (slot as *const Slot as usize - base) / size_of::<Slot>();
+    let _ = region.crashed.compare_exchange(
+        0,
+        index as u32 + 1,
+        Ordering::AcqRel,
+        Ordering::Relaxed,
+    );
 }
 
 /// A call in progress.
@@ -302,5 +357,18 @@ mod tests {
         assert_eq!(shrunk, -1, "the region could be shrunk");
         region.publish_names("a\t1\tA\n");
         assert_eq!(region.name(0).as_deref(), Some("a\t1\tA"));
+    }
+
+    #[test]
+    fn threads_that_end_give_their_slots_back() {
+        let before = in_use().len();
+        for _ in 0..200 {
+            std::thread::spawn(|| drop(enter(3, None))).join().unwrap();
+        }
+        assert!(
+            in_use().len() <= before + 8,
+            "{} slots for one thread at a time",
+            in_use().len() - before
+        );
     }
 }

@@ -11,6 +11,7 @@ pub mod call_slots;
 pub mod check;
 pub mod config;
 pub mod connection;
+pub mod crash_mark;
 pub mod dispatch;
 pub mod framing;
 pub mod pattern;

@@ -64,6 +64,7 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
     let config = Config::parse(&handover.config_file, &text)?;
     let region = Region::map(handover.slots).context("cannot map the call slots")?;
     call_slots::install(region);
+    crate::crash_mark::install().context("cannot catch fatal signals")?;
 
     let prepared = handover
         .plugins

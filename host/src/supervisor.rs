@@ -213,41 +213,52 @@ impl Supervisor {
     /// Says how the serving process ended and who was running; counts the
     /// crash against the hooks that were running. True if a hook is blamed.
     fn mourn(&self, status: ExitStatus, started: Instant, memory: &mut Memory) -> bool {
-        let running: Vec<(String, usize, String)> = memory
-            .region
+        let region = memory.region;
+        let named = |route: usize| -> Option<(String, usize, String)> {
+            // Written by the serving process, where plugins run: taken as
+            // a claim, bounded, never as an instruction.
+            let line = region.name(route).filter(|line| line.len() <= MAX_NAME)?;
+            let mut fields = line.splitn(3, '\t');
+            let plugin = fields.next()?.to_owned();
+            let hook = fields.next()?.parse().ok()?;
+            let pattern = fields.next().unwrap_or_default().to_owned();
+            Some((plugin, hook, pattern))
+        };
+        let running: Vec<(String, usize, String)> = region
             .slots()
             .iter()
             .filter_map(|slot| slot.route())
-            .filter_map(|route| memory.region.name(route))
-            // Written by the serving process, where plugins run: taken
-            // as a claim, bounded, never as an instruction.
-            .filter(|line| line.len() <= MAX_NAME)
-            .filter_map(|line| {
-                let mut fields = line.splitn(3, '\t');
-                let plugin = fields.next()?.to_owned();
-                let hook = fields.next()?.parse().ok()?;
-                let pattern = fields.next().unwrap_or_default().to_owned();
-                Some((plugin, hook, pattern))
-            })
+            .filter_map(named)
             .collect();
         let how = match status.signal() {
             Some(signal) => signal_name(signal),
             None => format!("exit status {}", status.code().unwrap_or(-1)),
         };
-        if running.is_empty() {
-            error!(
-                after = ?started.elapsed(),
-                "serving process died: {how}; no hook was running"
-            );
-            return false;
-        }
+        // The hook whose thread took the fatal signal, if the serving
+        // process recorded one; else the one hook that was running, if
+        // only one was: never every hook that happened to be running.
+        let to_blame: Vec<(String, usize, String)> = match region.crashed() {
+            Some(slot) => slot.route().and_then(named).into_iter().collect(),
+            None if running.len() == 1 => running.clone(),
+            None => Vec::new(),
+        };
         for (plugin, hook, pattern) in &running {
+            let blamed = to_blame.iter().any(|b| (&b.0, b.1) == (plugin, *hook));
             error!(
                 plugin = %plugin,
                 hook = %format!("{hook} `{pattern}`"),
-                "serving process died: {how} while this hook was running"
+                "serving process died: {how} while this hook was running{}",
+                if blamed { "" } else { " (on another thread)" }
             );
         }
+        if to_blame.is_empty() {
+            error!(
+                after = ?started.elapsed(),
+                "serving process died: {how}; no hook to blame"
+            );
+            return false;
+        }
+        let running = to_blame;
         // A serving process ends on its own only when asked to stop: an
         // exit while a hook runs (a plugin calling exit, say) counts as a
         // crash as much as a signal does.

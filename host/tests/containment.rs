@@ -588,3 +588,46 @@ fn a_panic_in_a_panic_abort_plugin_is_contained_as_a_crash() {
     assert_eq!(c.ask("OK"), "MSG ok");
     assert_eq!(c.ask("HELLO"), HELLO_REPLY);
 }
+
+#[test]
+fn a_crash_is_blamed_on_the_hook_that_crashed_not_on_hooks_running_beside_it() {
+    let runtime = tempfile::tempdir().unwrap();
+    let host = crashkit_host(runtime.path(), "", "");
+    let addr = host.addr();
+    for _ in 0..3 {
+        // A slow call of another hook is running on another thread when
+        // SEGV crashes the serving process.
+        let (mut slow, _) = Conn::open(addr);
+        slow.send("SLOW 100000");
+        assert!(
+            wait_until(WAIT, || log_line(&host, &["hook still running", "SLOW"])
+                .is_some()
+                || slow_is_running(&host)),
+            "SLOW never ran"
+        );
+        crash_and_recover(addr, "SEGV");
+    }
+    let (mut c, _) = Conn::open(addr);
+    assert_eq!(
+        c.ask("SEGV"),
+        "ERR plugin crashkit disabled: crashed 3 times in 10 minutes (last: SIGSEGV)"
+    );
+    assert_eq!(c.ask("SLOW 10"), "MSG slept 10", "{}", host.stderr());
+    let innocent = log_line(
+        &host,
+        &["while this hook was running (on another thread)", "SLOW"],
+    );
+    assert!(innocent.is_some(), "{}", host.stderr());
+}
+
+/// Whether a SLOW call is in the serving process: its blocking thread shows
+/// up as sleeping in a nanosleep.
+fn slow_is_running(host: &HostProcess) -> bool {
+    let pid = host.serving_pid();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).any(|t| {
+        std::fs::read_to_string(t.path().join("wchan")).is_ok_and(|w| w.contains("nanosleep"))
+    })
+}

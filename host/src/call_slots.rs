@@ -146,6 +146,9 @@ pub struct Slot {
     /// When the call started, in nanoseconds since [`epoch`]; 0 for an
     /// inline call, which is not timed (the watchdog times it from outside).
     started: AtomicU64,
+    /// The thread that holds the slot (its Linux thread id).
+    thread: AtomicU32,
+    _pad: u32,
 }
 
 /// The bit of [`Slot::route`] that marks an inline call.
@@ -180,6 +183,9 @@ fn claim() -> Option<&'static Slot> {
     let given_back = FREE.lock().unwrap_or_else(|e| e.into_inner()).pop();
     let index = given_back.unwrap_or_else(|| NEXT.fetch_add(1, Ordering::Relaxed));
     let slot = all().get(index)?;
+    // SAFETY: gettid has no preconditions and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    slot.thread.store(u32::try_from(tid).unwrap_or(0), Ordering::Relaxed);
     // Without a destructor at hand (the thread is ending), keep the slot.
     let _ = CLAIM.try_with(|c| c.set(Some(Claim(index))));
     Some(slot)
@@ -278,6 +284,8 @@ pub struct Busy {
     pub call: u32,
     /// How long it has run, for a timed call.
     pub running: Option<Duration>,
+    /// The thread making it.
+    pub thread: u32,
 }
 
 /// Clears the thread's slot when the call is over.
@@ -306,6 +314,7 @@ impl Slot {
             inline: route & INLINE != 0,
             call: self.calls.load(Ordering::Relaxed),
             running,
+            thread: self.thread.load(Ordering::Relaxed),
         })
     }
 

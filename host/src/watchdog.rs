@@ -34,8 +34,56 @@ pub fn start(shared: Arc<Shared>) -> std::io::Result<()> {
 struct Seen {
     call: u32,
     first_seen: Instant,
+    /// The thread's time on a CPU when the call was seen the second time,
+    /// and when that was: the start of what tells a stall from a thread
+    /// that merely waited for a CPU.
+    cpu_at: Option<(u64, Instant)>,
     demoted: bool,
     reported: Option<Instant>,
+}
+
+impl Seen {
+    fn new(call: u32, now: Instant) -> Seen {
+        Seen {
+            call,
+            first_seen: now,
+            cpu_at: None,
+            demoted: false,
+            reported: None,
+        }
+    }
+}
+
+/// Time thread `tid` of this process has spent on a CPU, in nanoseconds.
+fn cpu_time(tid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
+/// Whether thread `tid` is asleep or waiting on I/O, rather than running
+/// or ready to run.
+fn waiting(tid: u32) -> Option<bool> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // The state follows the command name, which is in parentheses.
+    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+    Some(matches!(state, "S" | "D"))
+}
+
+/// Whether an inline call seen busy since `since` holds its thread: it
+/// sleeps or waits in the hook, or it has kept the CPU for at least half
+/// that time. A thread that only waited for a CPU (the machine is busy)
+/// holds nothing; what cannot be read counts as held.
+fn holds_its_thread(tid: u32, since: Option<(u64, Instant)>, now: Instant) -> bool {
+    if waiting(tid).unwrap_or(true) {
+        return true;
+    }
+    match (since, cpu_time(tid)) {
+        (Some((before, at)), Some(cpu)) => {
+            let wall = now.duration_since(at).as_nanos() as u64;
+            cpu.saturating_sub(before) >= wall / 2
+        }
+        _ => true,
+    }
 }
 
 fn watch(shared: &Shared) {
@@ -48,25 +96,24 @@ fn watch(shared: &Shared) {
                 seen.remove(&index);
                 continue;
             };
-            let entry = seen.entry(index).or_insert(Seen {
-                call: call.call,
-                first_seen: now,
-                demoted: false,
-                reported: None,
-            });
+            let entry = seen
+                .entry(index)
+                .or_insert_with(|| Seen::new(call.call, now));
             if entry.call != call.call {
-                *entry = Seen {
-                    call: call.call,
-                    first_seen: now,
-                    demoted: false,
-                    reported: None,
-                };
+                *entry = Seen::new(call.call, now);
+            } else if call.inline && entry.cpu_at.is_none() {
+                // Seen twice: a call that may stall; note its thread's CPU.
+                entry.cpu_at = cpu_time(call.thread).map(|cpu| (cpu, now));
             }
             // Inline calls are not timed by their thread: seen busy since.
             let running = call
                 .running
                 .unwrap_or_else(|| now.duration_since(entry.first_seen));
-            if call.inline && running >= STALL && !entry.demoted {
+            if call.inline
+                && running >= STALL
+                && !entry.demoted
+                && holds_its_thread(call.thread, entry.cpu_at, now)
+            {
                 entry.demoted = true;
                 let dispatcher = shared.dispatch.load();
                 if call.route < dispatcher.route_count()

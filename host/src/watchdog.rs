@@ -39,7 +39,6 @@ struct Seen {
     /// that merely waited for a CPU.
     cpu_at: Option<(u64, Instant)>,
     demoted: bool,
-    reported: Option<Instant>,
 }
 
 impl Seen {
@@ -49,7 +48,6 @@ impl Seen {
             first_seen: now,
             cpu_at: None,
             demoted: false,
-            reported: None,
         }
     }
 }
@@ -88,9 +86,13 @@ fn holds_its_thread(tid: u32, since: Option<(u64, Instant)>, now: Instant) -> bo
 
 fn watch(shared: &Shared) {
     let mut seen: HashMap<usize, Seen> = HashMap::new();
+    // Per route: when its long calls were last reported. One line per hook,
+    // however many of its calls run long: 64 hung calls are one report.
+    let mut reported: HashMap<usize, Instant> = HashMap::new();
     loop {
         std::thread::sleep(LOOK_EVERY);
         let now = Instant::now();
+        let mut long: HashMap<usize, (usize, Duration)> = HashMap::new();
         for (index, slot) in call_slots::in_use().iter().enumerate() {
             let Some(call) = slot.busy(now) else {
                 seen.remove(&index);
@@ -128,22 +130,31 @@ fn watch(shared: &Shared) {
                     );
                 }
             }
-            let due = running >= REPORT_AFTER
-                && entry
-                    .reported
-                    .is_none_or(|last| now.duration_since(last) >= REPORT_EVERY);
-            if due {
-                entry.reported = Some(now);
-                let dispatcher = shared.dispatch.load();
-                if call.route < dispatcher.route_count() {
-                    let (plugin, hook) = dispatcher.names(call.route);
-                    warn!(
-                        plugin = %plugin,
-                        hook = %hook,
-                        running_ms = running.as_millis() as u64,
-                        "hook still running"
-                    );
-                }
+            if running >= REPORT_AFTER {
+                let (calls, longest) = long.entry(call.route).or_default();
+                *calls += 1;
+                *longest = (*longest).max(running);
+            }
+        }
+        reported.retain(|route, _| long.contains_key(route));
+        for (route, (calls, longest)) in long {
+            let due = reported
+                .get(&route)
+                .is_none_or(|last| now.duration_since(*last) >= REPORT_EVERY);
+            if !due {
+                continue;
+            }
+            reported.insert(route, now);
+            let dispatcher = shared.dispatch.load();
+            if route < dispatcher.route_count() {
+                let (plugin, hook) = dispatcher.names(route);
+                warn!(
+                    plugin = %plugin,
+                    hook = %hook,
+                    calls,
+                    running_ms = longest.as_millis() as u64,
+                    "hook still running"
+                );
             }
         }
     }

@@ -255,6 +255,19 @@ pub fn enter(route: usize, started: Option<Instant>) -> CallMark {
     CallMark(slot)
 }
 
+/// Records slot `index` as the one to blame for the death of this process,
+/// which the caller is about to bring about.
+pub(crate) fn mark_crashed(index: usize) {
+    if let Some(Some(region)) = REGION.get() {
+        let _ = region.crashed.compare_exchange(
+            0,
+            index as u32 + 1,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
+}
+
 /// Records this thread's slot as the one that took a fatal signal: called
 /// from a signal handler, so it only loads and stores atomics.
 pub(crate) fn mark_crashed_here() {

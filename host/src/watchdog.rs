@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::warn;
+use tracing::{error, warn};
 
 use crate::call_slots;
 use crate::placement::STALL;
@@ -130,6 +130,9 @@ fn watch(shared: &Shared) {
                     );
                 }
             }
+            if call.inline {
+                give_up_past_the_limit(shared, index, call.route, running);
+            }
             if running >= REPORT_AFTER {
                 let (calls, longest) = long.entry(call.route).or_default();
                 *calls += 1;
@@ -158,4 +161,35 @@ fn watch(shared: &Shared) {
             }
         }
     }
+}
+
+/// Ends the serving process if the inline call in slot `index` has run past
+/// its plugin's time limit.
+///
+/// A call on a blocking thread that runs too long is left behind and its
+/// client answered. An inline call cannot be: it holds a serving thread and
+/// every connection on it, and nothing can take the thread back from it.
+/// Past the limit the process aborts, its death blamed on the hook, and the
+/// supervisor starts a new one: the connections of this process are lost,
+/// but no thread stays held for good, and a hook that does it three times
+/// is disabled.
+fn give_up_past_the_limit(shared: &Shared, index: usize, route: usize, running: Duration) {
+    let dispatcher = shared.dispatch.load();
+    if route >= dispatcher.route_count() {
+        return;
+    }
+    let plugin = &dispatcher.plugins()[dispatcher.route(route).plugin];
+    if running < plugin.limits.timeout {
+        return;
+    }
+    let (name, hook) = dispatcher.names(route);
+    error!(
+        plugin = %name,
+        hook = %hook,
+        running_ms = running.as_millis() as u64,
+        "inline hook call past its time limit holds a serving thread; \
+         ending the serving process"
+    );
+    call_slots::mark_crashed(index);
+    std::process::abort();
 }

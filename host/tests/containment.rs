@@ -631,3 +631,30 @@ fn slow_is_running(host: &HostProcess) -> bool {
         std::fs::read_to_string(t.path().join("wchan")).is_ok_and(|w| w.contains("nanosleep"))
     })
 }
+
+#[test]
+fn an_inline_call_past_the_time_limit_ends_the_serving_process_and_is_blamed() {
+    let runtime = tempfile::tempdir().unwrap();
+    let host = crashkit_host(runtime.path(), "hook_timeout_secs = 2", "");
+    let addr = host.addr();
+    let (mut c, _) = Conn::open(addr);
+    // STALL earns its place inline...
+    for _ in 0..150 {
+        assert_eq!(c.ask("STALL 0"), "MSG stalled 0");
+    }
+    // ...then never returns.
+    let sent = Instant::now();
+    c.send("STALL 600000");
+    assert!(c.is_closed(), "the held connection was not ended");
+    let ended = sent.elapsed();
+    println!("an inline call held past a 2 s limit ended after {ended:?}");
+    assert!(ended < Duration::from_secs(10), "{ended:?}");
+    let line = wait_for_log(&host, &["died", "SIGABRT", "crashkit", "STALL"]);
+    assert!(!line.contains("another thread"), "{line}");
+    assert!(
+        log_line(&host, &["past its time limit", "STALL"]).is_some(),
+        "{}",
+        host.stderr()
+    );
+    assert!(wait_until(WAIT, || served_once(addr)), "not served again");
+}

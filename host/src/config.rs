@@ -14,6 +14,7 @@ use toml::Spanned;
 use crate::plugins::escape;
 use crate::plugins::regular_file::{self, OpenError};
 use crate::plugins::trust::{self, TrustError};
+use crate::proxy_header;
 
 /// The port of the original program.
 pub const DEFAULT_PORT: u16 = 1991;
@@ -62,6 +63,8 @@ struct RawConfig {
     hook_timeout_secs: Option<Spanned<u64>>,
     max_plugin_calls: Option<Spanned<usize>>,
     max_abandoned_calls: Option<Spanned<usize>>,
+    /// Any type, so that a wrong one is reported with the key's values.
+    proxy_protocol: Option<Spanned<toml::Value>>,
     #[serde(default, rename = "plugin")]
     plugins: Vec<Spanned<RawPlugin>>,
 }
@@ -102,6 +105,9 @@ pub struct Config {
     pub call_limits: CallLimits,
     /// Timed-out calls of one plugin whose threads may still be running.
     pub max_abandoned_calls: usize,
+    /// Which PROXY protocol header every connection must start with;
+    /// `None`: connections start with the protocol itself.
+    pub proxy_protocol: Option<proxy_header::Mode>,
     pub plugins: Vec<PluginEntry>,
 }
 
@@ -338,6 +344,24 @@ impl Config {
             DEFAULT_MAX_ABANDONED_CALLS,
             MAX_PLUGIN_CALLS,
         )?;
+        let proxy_protocol = match &raw.proxy_protocol {
+            None => None,
+            Some(v) => {
+                let (mode, given) = match v.get_ref() {
+                    toml::Value::String(s) => (proxy_header::Mode::from_name(s), format!("{s:?}")),
+                    other => (None, format!("a {}", other.type_str())),
+                };
+                Some(mode.ok_or_else(|| {
+                    invalid(
+                        Some(v.span()),
+                        format!(
+                            "key `proxy_protocol`: expected \"v1\", \"v2\" or \"any\", not {given}; \
+                             leave the key out to read no PROXY header"
+                        ),
+                    )
+                })?)
+            }
+        };
 
         let mut plugins: Vec<PluginEntry> = Vec::with_capacity(raw.plugins.len());
         for entry in raw.plugins {
@@ -440,6 +464,7 @@ impl Config {
             worker_threads,
             call_limits,
             max_abandoned_calls,
+            proxy_protocol,
             plugins,
         })
     }
@@ -591,6 +616,32 @@ mod tests {
             parse("worker_threads = 1024").unwrap().worker_threads,
             Some(1024)
         );
+    }
+
+    #[test]
+    fn proxy_protocol_takes_a_version_and_is_off_when_absent() {
+        use crate::proxy_header::Mode;
+        assert_eq!(parse("").unwrap().proxy_protocol, None);
+        for (text, mode) in [("v1", Mode::V1), ("v2", Mode::V2), ("any", Mode::Any)] {
+            let c = parse(&format!("proxy_protocol = \"{text}\"\n")).unwrap();
+            assert_eq!(c.proxy_protocol, Some(mode));
+        }
+        for (bad, said) in [
+            ("\"v3\"", "\"v3\""),
+            ("\"\"", "\"\""),
+            ("true", "a boolean"),
+            ("{ v = 1 }", "a table"),
+        ] {
+            let err = parse(&format!("\nproxy_protocol = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("dir/config.toml:2:18: key `proxy_protocol`: expected \"v1\", \"v2\" or \"any\", not "),
+                "{err}"
+            );
+            assert!(err.contains(&format!("not {said};")), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod framing;
 pub mod pattern;
 pub mod placement;
 pub mod plugins;
+pub mod proxy_header;
 pub mod reply;
 pub mod say;
 pub mod server;

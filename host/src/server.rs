@@ -3,19 +3,21 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use crate::connection::{Connection, linger};
+use crate::proxy_header::{self, HEADER_TIMEOUT};
 use crate::reply::Reply;
 use crate::shared::Shared;
 
@@ -34,6 +36,8 @@ pub struct ServerSettings {
     /// for every plugin's bound of calls and the abandoned ones, so that
     /// no plugin can wait for a thread another plugin holds.
     pub blocking_threads: usize,
+    /// The PROXY protocol header every connection starts with, if any.
+    pub proxy_protocol: Option<proxy_header::Mode>,
 }
 
 /// What every serving thread shares: one connection limit, one stop.
@@ -273,11 +277,11 @@ async fn accept_loop(
 ) {
     let Serving {
         shared,
+        settings,
         limit,
         refusals,
         tracker,
         shutdown,
-        ..
     } = serving;
     let mut backoff = Duration::from_millis(1);
     loop {
@@ -321,18 +325,48 @@ async fn accept_loop(
             }
             continue;
         };
-        let connection = Connection::new(stream, peer.to_string().into(), Arc::clone(shared));
         let token = shutdown.clone();
+        let Some(mode) = settings.proxy_protocol else {
+            let connection = Connection::new(stream, peer.to_string().into(), Arc::clone(shared));
+            tracker.spawn(serve(connection, peer, None, thread, token, permit));
+            continue;
+        };
+        let shared = Arc::clone(shared);
         tracker.spawn(async move {
-            let id = connection.id();
-            info!(connection = id, %peer, thread, "connected");
-            match connection.run(token).await {
-                Ok(end) => info!(connection = id, %peer, ?end, "disconnected"),
-                Err(e) => info!(connection = id, %peer, "disconnected: {e}"),
-            }
-            drop(permit);
+            let mut stream = stream;
+            // Read in the connection's task: a client slow to send its
+            // header holds up only itself. `peer` is then the balancer.
+            let client = match proxy_header::read(&mut stream, mode, HEADER_TIMEOUT).await {
+                Ok(client) => client.unwrap_or(peer),
+                Err(e) => {
+                    warn!(proxy = %peer, "closing connection: {e}");
+                    return;
+                }
+            };
+            let connection = Connection::new(stream, client.to_string().into(), shared);
+            serve(connection, client, Some(peer), thread, token, permit).await;
         });
     }
+}
+
+/// Runs an accepted connection to its end, logging its start and end;
+/// `proxy` is the load balancer it came through.
+async fn serve(
+    connection: Connection,
+    peer: SocketAddr,
+    proxy: Option<SocketAddr>,
+    thread: usize,
+    token: CancellationToken,
+    permit: OwnedSemaphorePermit,
+) {
+    let id = connection.id();
+    let proxy = proxy.map(tracing::field::display);
+    info!(connection = id, %peer, proxy, thread, "connected");
+    match connection.run(token).await {
+        Ok(end) => info!(connection = id, %peer, ?end, "disconnected"),
+        Err(e) => info!(connection = id, %peer, "disconnected: {e}"),
+    }
+    drop(permit);
 }
 
 /// Tells a client over the connection limit why it is being closed.

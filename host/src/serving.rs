@@ -138,6 +138,7 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
             max_connections: config.max_connections,
             shutdown_timeout: config.shutdown_timeout,
             blocking_threads,
+            proxy_protocol: config.proxy_protocol,
         };
         // SAFETY: as the listener: the supervisor's pipe, ours alone.
         let mut ready = unsafe { File::from_raw_fd(handover.ready) };

@@ -14,6 +14,7 @@ pub mod connection;
 pub mod crash_mark;
 pub mod dispatch;
 pub mod framing;
+pub mod notify;
 pub mod pattern;
 pub mod placement;
 pub mod plugins;

@@ -177,11 +177,13 @@ impl Supervisor {
                 // The first line on stdout, for scripts and tests that start
                 // the host on port 0 and need to know where it is.
                 crate::say::out(format_args!("listening on {addr}\n"));
+                crate::notify::ready(addr);
                 announced = true;
             }
             tokio::select! {
                 biased;
                 () = stop.as_mut() => {
+                    crate::notify::stopping();
                     stop_child(&mut child, self.config.shutdown_timeout + STOP_GRACE).await;
                     kill_group(group);
                     return Ok(ExitCode::SUCCESS);

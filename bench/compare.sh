@@ -105,7 +105,7 @@ if [[ -z ${SKIP_BUILD:-} ]]; then
     say "building the workspace (release)"
     (cd "$root" && cargo build --release --workspace --quiet)
 fi
-for f in host bench libhello.so; do
+for f in linehost bench libhello.so; do
     [[ -e $release/$f ]] || die "missing $release/$f"
 done
 bench=$release/bench

@@ -11,8 +11,8 @@
 use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Slots in a region: threads that call hooks (serving threads and
@@ -185,7 +185,8 @@ fn claim() -> Option<&'static Slot> {
     let slot = all().get(index)?;
     // SAFETY: gettid has no preconditions and cannot fail.
     let tid = unsafe { libc::gettid() };
-    slot.thread.store(u32::try_from(tid).unwrap_or(0), Ordering::Relaxed);
+    slot.thread
+        .store(u32::try_from(tid).unwrap_or(0), Ordering::Relaxed);
     // Without a destructor at hand (the thread is ending), keep the slot.
     let _ = CLAIM.try_with(|c| c.set(Some(Claim(index))));
     Some(slot)
@@ -279,12 +280,10 @@ pub(crate) fn mark_crashed_here() {
     };
     let base = region.slots.as_ptr() as usize;
     let index = (slot as *const Slot as usize - base) / size_of::<Slot>();
-    let _ = region.crashed.compare_exchange(
-        0,
-        index as u32 + 1,
-        Ordering::AcqRel,
-        Ordering::Relaxed,
-    );
+    let _ =
+        region
+            .crashed
+            .compare_exchange(0, index as u32 + 1, Ordering::AcqRel, Ordering::Relaxed);
 }
 
 /// A call in progress.

@@ -60,10 +60,8 @@ extern "C" fn on_fatal_signal(
     _context: *mut libc::c_void,
 ) {
     call_slots::mark_crashed_here();
-    if let (Some(previous), Some(index)) = (
-        PREVIOUS.get(),
-        FATAL.iter().position(|&s| s == signal),
-    ) {
+    if let (Some(previous), Some(index)) = (PREVIOUS.get(), FATAL.iter().position(|&s| s == signal))
+    {
         // SAFETY: sigaction is async-signal-safe; it reads the saved
         // action, which was written before this handler was installed.
         unsafe {

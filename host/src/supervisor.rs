@@ -14,14 +14,14 @@
 //! until the host restarts.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{ExitCode, ExitStatus, Stdio};
-use std::future::Future;
 use std::pin::Pin;
+use std::process::{ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -125,8 +125,7 @@ impl Supervisor {
         let addr: SocketAddr = self.listener.local_addr()?;
         let mut announced = false;
         loop {
-            let (mut child, ready) = match self.spawn(&memory.region_fd, &memory.disabled, false)
-            {
+            let (mut child, ready) = match self.spawn(&memory.region_fd, &memory.disabled, false) {
                 Ok(spawned) => spawned,
                 Err(e) if announced => {
                     // Out of processes or descriptors for a moment: the

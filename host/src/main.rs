@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use tracing::{debug, warn};
+use tracing::warn;
 use tracing_subscriber::EnvFilter;
 
 use host::config::{Config, DEFAULT_PORT, parse_listen};
 use host::dispatch::Dispatcher;
-use host::plugins::{self, LoadErrorKind, RuntimeDir};
+use host::plugins::{self, RuntimeDir};
 use host::serving::{self, Handover};
 use host::supervisor::Supervisor;
 
@@ -119,12 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return check(&config, &runtime_dir);
     }
     let report = plugins::prepare_all(&config, &runtime_dir);
-    for skipped in &report.skipped {
-        warn!("skipping optional {skipped}");
-    }
-    for e in &report.errors {
-        host::say::error(e);
-    }
+    let prepared = plugins::tell(&report.skipped, &report.errors);
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let supervisor = Supervisor {
@@ -135,7 +130,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         runtime_dir,
         log_level: cli.log_level.clone(),
     };
-    if !report.errors.is_empty() {
+    if !prepared {
         // The others are loaded once more, in a serving process that only
         // reports, so that one start names every broken entry.
         let _ = supervisor.report_starts()?;
@@ -148,19 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// would be served.
 fn check(config: &Config, runtime_dir: &RuntimeDir) -> anyhow::Result<ExitCode> {
     let report = plugins::load_all(config, runtime_dir);
-    for skipped in &report.skipped {
-        warn!("skipping optional {skipped}");
-    }
-    if !report.errors.is_empty() {
-        for e in &report.errors {
-            host::say::error(e);
-            if let LoadErrorKind::Incompatible { report, .. } = &e.kind {
-                debug!(
-                    "full layout report for `{}`:\n{report}",
-                    host::plugins::escape::text(&e.label)
-                );
-            }
-        }
+    if !plugins::tell(&report.skipped, &report.errors) {
         return Ok(ExitCode::FAILURE);
     }
     let dispatcher = Dispatcher::new(report.plugins).context("cannot build the dispatch table")?;

@@ -16,12 +16,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tracing::{debug, info, warn};
+use tracing::info;
 
 use crate::call_slots::{self, Region};
 use crate::config::{Config, MAX_CONFIG_BYTES};
 use crate::dispatch::Dispatcher;
-use crate::plugins::{self, LoadErrorKind, Prepared, PrivateCopy, escape};
+use crate::plugins::{self, Prepared, PrivateCopy};
 use crate::server::{self, ServerSettings};
 use crate::shared::{Limits, Shared};
 use crate::shutdown::StopSignals;
@@ -76,19 +76,7 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let report = plugins::start_all(&config, prepared);
-    for skipped in &report.skipped {
-        warn!("skipping optional {skipped}");
-    }
-    if !report.errors.is_empty() {
-        for e in &report.errors {
-            crate::say::error(e);
-            if let LoadErrorKind::Incompatible { report, .. } = &e.kind {
-                debug!(
-                    "full layout report for `{}`:\n{report}",
-                    escape::text(&e.label)
-                );
-            }
-        }
+    if !plugins::tell(&report.skipped, &report.errors) {
         return Ok(ExitCode::FAILURE);
     }
     if handover.start_only {

@@ -141,17 +141,8 @@ impl Session {
     /// read: the watchdog sees a call that stalls the thread and sends the
     /// hook to blocking threads.
     fn call_inline(&mut self, dispatcher: &Dispatcher, route: usize, text: &str) -> Action {
-        let mark = call_slots::enter(route, None);
-        let result = dispatcher.call(
-            route,
-            text,
-            &mut self.spans,
-            &self.peer,
-            self.id,
-            &mut self.out,
-        );
-        drop(mark);
-        self.finish_call(result)
+        let _mark = call_slots::enter(route, None);
+        self.call(dispatcher, route, text)
     }
 
     /// Runs a blocking hook here and now: for callers that are allowed to

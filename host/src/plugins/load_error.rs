@@ -141,6 +141,25 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
+/// Tells whoever started the host what did not load: a warning for each
+/// optional plugin skipped, an `error:` line for each other failure (and
+/// abi_stable's full layout report at debug level). False if any failed.
+pub fn tell(skipped: &[LoadError], errors: &[LoadError]) -> bool {
+    for skipped in skipped {
+        tracing::warn!("skipping optional {skipped}");
+    }
+    for e in errors {
+        crate::say::error(e);
+        if let LoadErrorKind::Incompatible { report, .. } = &e.kind {
+            tracing::debug!(
+                "full layout report for `{}`:\n{report}",
+                escape::text(&e.label)
+            );
+        }
+    }
+    errors.is_empty()
+}
+
 impl LoadErrorKind {
     /// Classifies an abi_stable error, naming the user's `file` where the
     /// message names the private copy as it was loaded, `loaded`; the

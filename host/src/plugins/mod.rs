@@ -34,7 +34,7 @@ use crate::config::{
     CallLimits, Config, DEFAULT_HOOK_TIMEOUT_SECS, DEFAULT_MAX_PLUGIN_CALLS, PluginEntry,
 };
 use crate::pattern::HookPattern;
-pub use load_error::{LoadError, LoadErrorKind, SameFile};
+pub use load_error::{LoadError, LoadErrorKind, SameFile, tell};
 pub use private_copy::{PrivateCopy, RuntimeDir};
 
 /// A plugin that loaded and started.

@@ -66,8 +66,8 @@ pub enum Action {
     Continue,
     /// Send what is waiting, then close.
     Close,
-    /// Run route `route` of `dispatcher` on `line` where blocking is
-    /// allowed, with [`Session::call_here`].
+    /// Run route `route` of `dispatcher` on `line` on a blocking thread
+    /// (`blocking_call::call`).
     Blocking {
         dispatcher: Arc<Dispatcher>,
         route: usize,
@@ -143,15 +143,6 @@ impl Session {
     fn call_inline(&mut self, dispatcher: &Dispatcher, route: usize, text: &str) -> Action {
         let _mark = call_slots::enter(route, None);
         self.call(dispatcher, route, text)
-    }
-
-    /// Runs a blocking hook here and now: for callers that are allowed to
-    /// block (the blocking pool, fuzzing, benchmarks).
-    pub fn call_here(&mut self, dispatcher: &Dispatcher, route: usize, line: &[u8]) -> Action {
-        match std::str::from_utf8(line) {
-            Ok(text) => self.call(dispatcher, route, text),
-            Err(_) => self.finish_call(Err(CallError::Failed("invalid UTF-8".into()))),
-        }
     }
 
     fn call(&mut self, dispatcher: &Dispatcher, route: usize, text: &str) -> Action {

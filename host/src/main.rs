@@ -142,7 +142,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// `--check`: loads every plugin here, in this process, and prints what
 /// would be served.
 fn check(config: &Config, runtime_dir: &RuntimeDir) -> anyhow::Result<ExitCode> {
-    let report = plugins::load_all(config, runtime_dir);
+    let host = host::host_services::HostServices::detached();
+    let report = plugins::load_all(config, runtime_dir, &host);
     if !plugins::tell(&report.skipped, &report.errors) {
         return Ok(ExitCode::FAILURE);
     }

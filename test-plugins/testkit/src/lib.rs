@@ -53,9 +53,8 @@ pub struct Testkit {
 }
 
 impl Plugin for Testkit {
-    const NAME: &'static str = "testkit";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     type Settings = Settings;
+    type State = ();
 
     fn new(settings: Settings, _: &Host) -> Result<Self, String> {
         if settings.panic_init {

@@ -245,7 +245,9 @@ impl Connection {
         if inbox.take_wake()
             && let Some(pending) = self.pending.take()
         {
-            let call = pending.call;
+            let mut call = pending.call;
+            // The reply goes after whatever was written since the call.
+            call.start = self.session.out.len();
             match call.reply.take(&mut self.session.out) {
                 RNone => self.pending = Some(Pending { call, ..pending }),
                 RSome(result) => {
@@ -331,7 +333,9 @@ impl Connection {
     /// Answers one frame; true if the connection must close.
     async fn answer(&mut self, frame: crate::framing::Frame) -> bool {
         let mut action = self.session.respond(frame, &self.shared.dispatch);
-        if let Action::Blocking {
+        // A hook on a blocking thread may decline the line, and the next
+        // hook may run on a blocking thread too.
+        while let Action::Blocking {
             dispatcher,
             route,
             line,

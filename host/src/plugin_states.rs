@@ -85,8 +85,9 @@ impl PluginStates {
     }
 
     /// Tells every plugin that the connection ended.
-    pub fn disconnect(self, client: &ClientFfi<'_>) {
-        for (plugin, state) in self.table.plugins().iter().zip(self.states) {
+    pub fn disconnect(&mut self, client: &ClientFfi<'_>) {
+        let states = std::mem::take(&mut self.states);
+        for (plugin, state) in self.table.plugins().iter().zip(states) {
             if let Some(state) = state {
                 plugin.object.disconnect(client, state);
             }

@@ -85,7 +85,7 @@ pub struct PendingCall {
     pub dispatcher: Arc<Dispatcher>,
     pub route: usize,
     pub reply: PendingBox,
-    /// Where the reply starts in the output buffer.
+    /// Where the reply starts in the output buffer, once it came.
     pub start: usize,
 }
 
@@ -143,11 +143,6 @@ impl Session {
             client,
             states,
         }
-    }
-
-    /// Ends the session, telling every plugin.
-    pub fn close(self) {
-        self.states.disconnect(&self.client.ffi());
     }
 
     /// Answers one frame, appending the reply to `out`, unless the hook
@@ -325,6 +320,14 @@ impl Session {
     pub fn reply(&mut self, reply: Reply<'_>) -> Action {
         reply.write_to(&mut self.out);
         Action::Continue
+    }
+}
+
+impl Drop for Session {
+    /// However the connection ended, every plugin hears of it and gets its
+    /// state back.
+    fn drop(&mut self) {
+        self.states.disconnect(&self.client.ffi());
     }
 }
 

@@ -88,3 +88,45 @@ fn every_way_a_connection_ends_is_told_to_plugins_with_its_state() {
     assert_eq!(closed(&idled).as_deref(), Some("cy"));
     assert_eq!(closed(&stopped).as_deref(), Some("dee"));
 }
+
+#[test]
+fn a_state_held_by_a_timed_out_call_goes_back_to_the_plugin_and_the_connection_starts_afresh() {
+    let start = HostStart::new();
+    let log = start.dir().join("events.log");
+    let host = start
+        .config(format!(
+            "hook_timeout_secs = 1\n{}[plugin.settings]\nevents = {:?}\n",
+            plugin_entry("gatekeeper"),
+            log.display().to_string(),
+        ))
+        .spawn();
+    let (mut c, _) = Conn::open(host.addr());
+    assert_eq!(c.ask("LOGIN ada"), "MSG welcome ada");
+    assert_eq!(
+        c.ask("SNOOZE 0"),
+        "MSG ada",
+        "a blocking call gets the state"
+    );
+    assert_eq!(c.ask("SNOOZE 2500"), "ERR plugin gatekeeper timed out");
+    // The call still runs, with the state: this connection starts afresh.
+    assert_eq!(c.ask("ME"), "ERR login first");
+    assert_eq!(c.ask("LOGIN bob"), "MSG welcome bob");
+    // When the abandoned call ends, its state goes to `disconnected`,
+    // while the connection is still open.
+    let closes = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("close "))
+            .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(wait_until(WAIT, || closes() == ["ada"]), "{:?}", closes());
+    assert_eq!(c.ask("ME").split(' ').nth(1), Some("bob"));
+    drop(c);
+    assert!(
+        wait_until(WAIT, || closes() == ["ada", "bob"]),
+        "{:?}",
+        closes()
+    );
+}

@@ -7,6 +7,7 @@
 //! | `LATER <ms> <text>` | `MSG <text>`, sent from another thread after `ms` |
 //! | `NEVER`         | a reply promised and never given                     |
 //! | `DROP`          | a reply promised, then dropped unsent                |
+//! | `SNOOZE <ms>`   | sleeps on a blocking thread holding the state, then `MSG <name>` |
 //! | anything else   | `ERR login first` until logged in; then passed on    |
 //!
 //! With the `events` setting, every connection's open and close are
@@ -59,6 +60,7 @@ impl Plugin for Gatekeeper {
             Hook::new(r"LATER (\d+) (.*)", Gatekeeper::later),
             Hook::new("NEVER", Gatekeeper::never),
             Hook::new("DROP", Gatekeeper::drop_reply),
+            Hook::new(r"SNOOZE (\d+)", Gatekeeper::snooze).blocking(),
             // Last: every other line, for the gate.
             Hook::new("(?s:.*)", Gatekeeper::gate),
         ]
@@ -122,6 +124,14 @@ impl Gatekeeper {
 
     fn drop_reply(&self, _: &Request, reply: &mut Reply<Session>) -> HookResult {
         drop(reply.later());
+        Ok(())
+    }
+
+    fn snooze(&self, req: &Request, reply: &mut Reply<Session>) -> HookResult {
+        let ms: u64 = req.group(1).unwrap_or_default().parse()?;
+        std::thread::sleep(Duration::from_millis(ms));
+        let name = reply.state().name.clone().unwrap_or_else(|| "-".into());
+        reply.line(format_args!("MSG {name}"));
         Ok(())
     }
 

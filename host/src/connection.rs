@@ -112,7 +112,8 @@ impl Connection {
         drop(session);
         let end = served?;
         if end != End::ClientClosed {
-            linger(&mut stream).await;
+            // Boxed, as the slow write in `flush`.
+            Box::pin(linger(&mut stream)).await;
         }
         Ok(end)
     }
@@ -390,7 +391,9 @@ impl Connection {
             .idle_timeout
             .unwrap_or(DEFAULT_WRITE_TIMEOUT);
         let rest = &self.session.out.as_bytes()[written..];
-        match tokio::time::timeout(limit, self.stream.write_all(rest)).await {
+        // Boxed: this slow path's timer and write would otherwise take room
+        // in every connection's future, idle ones included.
+        match Box::pin(tokio::time::timeout(limit, self.stream.write_all(rest))).await {
             Ok(result) => {
                 self.session.out.clear();
                 result

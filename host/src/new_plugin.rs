@@ -251,12 +251,16 @@ fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 fn next_steps(name: &str, command: &str, dir: &Path) -> String {
-    let dir = dir.display();
-    let library = plugin_api::library_file_name(name);
+    let manifest = dir.join("Cargo.toml");
+    let code = dir.join("src/lib.rs");
+    let built = dir
+        .join("target/release")
+        .join(plugin_api::library_file_name(name));
+    let (manifest, code, built) = (manifest.display(), code.display(), built.display());
     let mut out = String::new();
     let _ = write!(
         out,
-        "Wrote the plugin crate `{name}` in {dir}: Cargo.toml and src/lib.rs.\n\n\
+        "Wrote {manifest} and {code}: the plugin `{name}`.\n\n\
          Add these lines to config.toml, among the [[plugin]] entries (earlier ones get a line \
          first):\n\n\
          [[plugin]]\n\
@@ -264,8 +268,8 @@ fn next_steps(name: &str, command: &str, dir: &Path) -> String {
          [plugin.settings]\n\
          greeting = \"Hello\"\n\n\
          Then build it, drop it into the plugins directory, check and start the host:\n\n\
-         \x20 cargo build --release --manifest-path {dir}/Cargo.toml\n\
-         \x20 cp {dir}/target/release/{library} plugins.d/\n\
+         \x20 cargo build --release --manifest-path {manifest}\n\
+         \x20 cp {built} plugins.d/\n\
          \x20 linehost --check\n\
          \x20 linehost\n\
          \x20 linehost-cli -c \"{command} Ada\"    # MSG Hello Ada\n"

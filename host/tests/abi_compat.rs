@@ -4,8 +4,9 @@
 //! default body to the plugin object. A copy of `plugin-api` patched that
 //! way stands for it: `hello` built against the copy loads and serves in
 //! today's host, and a host built against the copy loads and serves today's
-//! plugins. A plugin built against the next minor version is refused in
-//! one line.
+//! plugins, reading the appended field as missing and running the appended
+//! method's default body. A plugin built against the next minor version is
+//! refused in one line.
 //!
 //! Each direction is one cargo build outside the workspace (the second a
 //! whole host), in the target directory such builds share.
@@ -85,10 +86,10 @@ fn set_api_version(workspace: &Path, version: String) {
     write_toml(&path, &manifest);
 }
 
-/// Inserts `addition` into the file `file` of plugin-api in `workspace`,
-/// just before the first `before` that follows `after`.
+/// Inserts `addition` into the file `file` of `workspace`, just before the
+/// first `before` that follows `after`.
 fn insert(workspace: &Path, file: &str, after: &str, before: &str, addition: &str) {
-    let path = workspace.join("plugin-api/src").join(file);
+    let path = workspace.join(file);
     let mut text = std::fs::read_to_string(&path).unwrap();
     let start = text
         .find(after)
@@ -107,21 +108,21 @@ fn insert(workspace: &Path, file: &str, after: &str, before: &str, addition: &st
 fn append_to_the_abi(workspace: &Path) {
     insert(
         workspace,
-        "abi.rs",
+        "plugin-api/src/abi.rs",
         "pub struct PluginRoot {",
         "\n}\n",
         "\n    /// Appended by a later 0.2.x.\n    pub appended: u64,",
     );
     insert(
         workspace,
-        "abi.rs",
+        "plugin-api/src/abi.rs",
         "pub trait PluginObject",
         "\n}\n",
         "\n\n    /// Appended by a later 0.2.x.\n    fn appended(&self) -> u64 {\n        0\n    }",
     );
     insert(
         workspace,
-        "export.rs",
+        "plugin-api/src/export.rs",
         "fn root_module<E: Export>()",
         "\n    }\n",
         "\n        appended: 1,",
@@ -193,6 +194,15 @@ fn a_host_built_against_a_later_0_2_loads_todays_plugins() {
         manifest.remove(key);
     }
     write_toml(&host_manifest, &manifest);
+    // What the later host reads of an older plugin: the appended field and
+    // method, which the plugin lacks, shown by `--check` after its version.
+    insert(
+        workspace.path(),
+        "host/src/plugins/mod.rs",
+        "fn start_one(",
+        "\n    let mut plugin = LoadedPlugin::new(",
+        "\n    let version = format!(\"{version} appended={:?}/{}\", root.appended(), object.appended());",
+    );
     let dir = tempfile::tempdir().unwrap();
     let linehost = dir.path().join("linehost");
     {
@@ -201,7 +211,15 @@ fn a_host_built_against_a_later_0_2_loads_todays_plugins() {
         std::fs::copy(built.join("linehost"), &linehost).unwrap();
     }
     let entries = format!("{}{}", plugin_entry("hello"), plugin_entry("time"));
-    checks_and_serves_hello(|| HostStart::new().binary(&linehost).config(&entries));
+    let start = || HostStart::new().binary(&linehost).config(&entries);
+    checks_and_serves_hello(start);
+    // The field reads as missing and the method runs its default body.
+    let check = start().arg("--check").run();
+    assert!(
+        check.stdout.contains(" appended=None/0 "),
+        "{}",
+        check.stdout
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 mod api_version;
 pub mod escape;
+mod layout;
 mod leftovers;
 mod load_error;
 mod locate;
@@ -310,7 +311,5 @@ fn open_root_module(copy: &PrivateCopy, file: &Path) -> Result<PluginRoot_Ref, L
     let header =
         lib_header_from_path(loaded).map_err(|e| LoadErrorKind::from_library(e, loaded, file))?;
     api_version::check(header.root_mod_consts())?;
-    header
-        .init_root_module::<PluginRoot_Ref>()
-        .map_err(|e| LoadErrorKind::from_library(e, loaded, file))
+    layout::init_root_module(header).map_err(|e| LoadErrorKind::from_library(e, loaded, file))
 }

@@ -10,6 +10,8 @@
 //! winning hook's own regex then runs, and only if the handler needs
 //! capture groups.
 
+use std::sync::Arc;
+
 use abi_stable::std_types::{RResult, RStr, RString};
 use plugin_api::abi::{HookFailure, Outcome, RequestFfi, Span};
 use regex_automata::meta;
@@ -42,7 +44,8 @@ pub struct TableError {
 /// The table of hooks the host serves; immutable once built, shared by
 /// every connection behind an `Arc`.
 pub struct Dispatcher {
-    plugins: Vec<LoadedPlugin>,
+    /// Shared with the tables before and after a reload that kept them.
+    plugins: Vec<Arc<LoadedPlugin>>,
     routes: Vec<Route>,
     /// Every route's pattern, in dispatch order.
     all: meta::Regex,
@@ -87,6 +90,12 @@ pub enum CallError {
 impl Dispatcher {
     /// Builds the table from plugins loaded in config order.
     pub fn new(plugins: Vec<LoadedPlugin>) -> Result<Dispatcher, TableError> {
+        Dispatcher::shared(plugins.into_iter().map(Arc::new).collect())
+    }
+
+    /// Builds the table from plugins that other tables may hold too: a
+    /// reload keeps the instances of plugins that did not change.
+    pub fn shared(plugins: Vec<Arc<LoadedPlugin>>) -> Result<Dispatcher, TableError> {
         let mut routes = Vec::new();
         let mut patterns: Vec<&Hir> = Vec::new();
         let mut control_routes = Vec::new();
@@ -138,7 +147,7 @@ impl Dispatcher {
         })
     }
 
-    pub fn plugins(&self) -> &[LoadedPlugin] {
+    pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {
         &self.plugins
     }
 

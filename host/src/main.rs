@@ -25,9 +25,13 @@ use host::supervisor::Supervisor;
     name = "linehost",
     version,
     after_help = "Logging: RUST_LOG (e.g. RUST_LOG=debug) or --log-level.\n\
-Exit status: 0 after a clean stop or a good --check; 1 if the config or a plugin is bad."
+Exit status: 0 after a clean stop or a good --check; 1 if the config or a plugin is bad.",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Port to listen on [default: the port of `listen` in the config, else 1991].
     port: Option<u16>,
 
@@ -63,6 +67,20 @@ struct Cli {
     disabled: Vec<String>,
     #[arg(long, hide = true, requires = "serve")]
     start_only: bool,
+    #[arg(long, hide = true, requires = "serve")]
+    control_fd: Option<i32>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Make the running host re-read its config and plugin files, as
+    /// SIGHUP does, and report the outcome (exit 1 if it failed; the host
+    /// then serves on as before).
+    Reload {
+        /// The config file the running host was started with.
+        #[arg(short, long, value_name = "PATH", default_value = "config.toml")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -96,6 +114,23 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Reload { config }) = &cli.command {
+        return Ok(match host::reload_socket::request(config)? {
+            Ok(notes) => {
+                host::say::out(format_args!("reloaded\n"));
+                for note in notes.lines() {
+                    eprintln!("warning: {note}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                host::say::error(format_args!(
+                    "reload failed; the host serves on as before: {e}"
+                ));
+                ExitCode::FAILURE
+            }
+        });
+    }
     if cli.serve {
         return serving::run(handover(&cli)?);
     }
@@ -176,5 +211,6 @@ fn handover(cli: &Cli) -> anyhow::Result<Handover> {
             })
             .collect::<anyhow::Result<_>>()?,
         start_only: cli.start_only,
+        control: cli.control_fd,
     })
 }

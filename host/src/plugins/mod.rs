@@ -14,6 +14,7 @@ mod load_error;
 mod locate;
 mod private_copy;
 pub mod regular_file;
+mod reuse;
 pub mod trust;
 
 use std::collections::HashMap;
@@ -101,6 +102,18 @@ pub fn load_all(config: &Config, runtime: &RuntimeDir) -> LoadReport {
 /// order, without running any of their code: what the supervisor does
 /// before a serving process loads them.
 pub fn prepare_all(config: &Config, runtime: &RuntimeDir) -> PrepareReport {
+    prepare_all_reusing(config, runtime, &[])
+}
+
+/// [`prepare_all`] for a reload: a library whose bytes are those of a copy
+/// in `previous` keeps that copy (and, in the serving process, its loaded
+/// instance); a changed one gets a fresh copy under a new name, since the
+/// dynamic loader knows a library by the name it was loaded under.
+pub fn prepare_all_reusing(
+    config: &Config,
+    runtime: &RuntimeDir,
+    previous: &[Prepared],
+) -> PrepareReport {
     let mut report = PrepareReport {
         prepared: Vec::new(),
         skipped: Vec::new(),
@@ -111,8 +124,9 @@ pub fn prepare_all(config: &Config, runtime: &RuntimeDir) -> PrepareReport {
     // recognised before it is copied, not after a copy per entry.
     let mut seen: HashMap<(u64, u64), &PluginEntry> = HashMap::new();
     for (index, entry) in config.plugins.iter().enumerate() {
-        let result = open_one(config, entry, &mut seen)
-            .and_then(|(file, opened)| prepare_one(config, entry, index, runtime, file, opened));
+        let result = open_one(config, entry, &mut seen).and_then(|(file, opened)| {
+            prepare_one(config, entry, index, runtime, previous, file, opened)
+        });
         match result {
             Ok(prepared) => report.prepared.push(prepared),
             // A file listed twice is a mistake in the config, not a plugin
@@ -203,12 +217,16 @@ fn prepare_one(
     entry: &PluginEntry,
     index: usize,
     runtime: &RuntimeDir,
+    previous: &[Prepared],
     file: PathBuf,
     mut opened: File,
 ) -> Result<Prepared, LoadError> {
     let fail = |kind| LoadError::new(entry, Some(&file), kind);
     if config.strict_modes {
         trust::check(&file, &opened).map_err(|reason| fail(LoadErrorKind::Untrusted { reason }))?;
+    }
+    if let Some(copy) = reuse::same_copy(previous, &mut opened) {
+        return Ok(Prepared { index, file, copy });
     }
     let copy = runtime
         .copy_in(&mut opened, &file, index)

@@ -66,7 +66,7 @@ mod tests {
     fn completes_case_insensitively() {
         assert_eq!(words("he"), ["HELLO"]);
         assert_eq!(words("T"), ["TIME"]);
-        assert_eq!(words(""), ["HELLO", "TIME", "CLOSE"]);
+        assert_eq!(words(""), ["HELLO", "TIME", "INFO", "CLOSE"]);
         assert!(words("X").is_empty());
     }
 }

@@ -83,6 +83,11 @@ pub const REQUEST_HOOKS: &[RequestHook] = &[
         hook: send,
     },
     RequestHook {
+        pattern: r"INFO",
+        word: Some("INFO"),
+        hook: send,
+    },
+    RequestHook {
         pattern: r"CLOSE",
         word: Some("CLOSE"),
         hook: send_then_close,
@@ -103,6 +108,10 @@ pub const RESPONSE_HOOKS: &[ResponseHook] = &[
     ResponseHook {
         pattern: r"TIME (.*)",
         hook: show_text,
+    },
+    ResponseHook {
+        pattern: r"INFO (\w+) ?(.*)",
+        hook: show_info,
     },
     ResponseHook {
         pattern: r"CLOSE CONFIRM",
@@ -133,6 +142,13 @@ fn skip(_: &Captures) -> Request {
 fn show_text(c: &Captures) -> Reply {
     Reply {
         shown: Shown::Out(c[1].to_owned()),
+        effect: Effect::None,
+    }
+}
+
+fn show_info(c: &Captures) -> Reply {
+    Reply {
+        shown: Shown::Out(crate::info::show(&c[1], &c[2])),
         effect: Effect::None,
     }
 }
@@ -266,7 +282,7 @@ mod tests {
     fn words() {
         assert_eq!(
             command_words().collect::<Vec<_>>(),
-            ["HELLO", "TIME", "CLOSE"]
+            ["HELLO", "TIME", "INFO", "CLOSE"]
         );
     }
 }

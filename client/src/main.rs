@@ -11,6 +11,7 @@ mod connect;
 mod exit;
 mod history;
 mod hooks;
+mod info;
 mod interactive;
 mod lines;
 mod render;

@@ -20,6 +20,7 @@ use crate::call_slots;
 use crate::dispatch::{CallError, Dispatcher};
 use crate::reply::Reply;
 use crate::session::{Action, Session};
+use crate::stats::HookStats;
 
 /// Runs `route` of `dispatcher` on `line` on a blocking thread and writes
 /// its reply, or the host's reply in its place, to `session`.
@@ -66,6 +67,7 @@ pub async fn call(
     match tokio::time::timeout(limit, &mut handle).await {
         Ok(Ok((out, Ok(result), took))) => {
             dispatcher.route(route).placement.ran_blocking(took);
+            dispatcher.stats(route).latency.record(took);
             session.out.push_str(&out);
             session.finish_call(result)
         }
@@ -77,6 +79,7 @@ pub async fn call(
             // A hook that ran this long is never trusted with a serving
             // thread, whatever it did before.
             dispatcher.route(route).placement.demote();
+            HookStats::bump(&dispatcher.stats(route).timeouts);
             let (name, hook) = dispatcher.names(route);
             let abandoned = Arc::clone(&plugin.abandoned);
             let now = abandoned.fetch_add(1, Ordering::AcqRel) + 1;

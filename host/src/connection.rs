@@ -20,6 +20,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use crate::admin_commands::{self, Access};
 use crate::blocking_call;
 use crate::reply::Reply;
 use crate::session::{Action, Session};
@@ -54,16 +55,18 @@ pub struct Connection {
     shared: Arc<Shared>,
     input: BytesMut,
     session: Session,
+    admin: Access,
 }
 
 impl Connection {
     pub fn new(stream: TcpStream, peer: Arc<str>, shared: Arc<Shared>) -> Connection {
         let session = Session::new(
             shared.limits.max_line_length,
-            peer,
+            Arc::clone(&peer),
             shared.next_connection_id(),
         );
         Connection {
+            admin: Access::new(&peer),
             stream,
             shared,
             input: BytesMut::new(),
@@ -78,6 +81,7 @@ impl Connection {
     /// Serves the connection until it ends, or `shutdown` is cancelled
     /// between two batches of requests.
     pub async fn run(mut self, shutdown: CancellationToken) -> io::Result<End> {
+        let _counted = Counted::new(&self.shared);
         let end = self.serve(shutdown).await?;
         if end != End::ClientClosed {
             linger(&mut self.stream).await;
@@ -234,7 +238,20 @@ impl Connection {
 
     /// Answers one frame; true if the connection must close.
     async fn answer(&mut self, frame: crate::framing::Frame) -> bool {
+        self.shared.stats.requests.add();
+        if let crate::framing::Frame::Line(line) = &frame
+            && admin_commands::is_one(line)
+            && admin_commands::answer(line, &mut self.admin, &self.shared, &mut self.session.out)
+                .await
+        {
+            return false;
+        }
         let mut action = self.session.respond(frame, &self.shared.dispatch);
+        if let Action::Info = action {
+            let admin = self.admin.granted(&self.shared);
+            crate::info::render(&self.shared, admin, &mut self.session.out);
+            return false;
+        }
         if let Action::Blocking {
             dispatcher,
             route,
@@ -290,6 +307,22 @@ impl Connection {
                 "client did not read its replies",
             )),
         }
+    }
+}
+
+/// Counts a connection as open while it lives.
+struct Counted(Arc<Shared>);
+
+impl Counted {
+    fn new(shared: &Arc<Shared>) -> Counted {
+        shared.stats.connected();
+        Counted(Arc::clone(shared))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.stats.disconnected();
     }
 }
 

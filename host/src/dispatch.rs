@@ -21,6 +21,7 @@ use regex_syntax::hir::Hir;
 use crate::pattern::explain_build_error;
 use crate::placement::Placement;
 use crate::plugins::{LoadedPlugin, escape};
+use crate::stats::HookStats;
 
 /// The largest automaton the combined patterns may compile to. Each pattern
 /// alone is held to the `regex` crate's usual limit when its plugin loads;
@@ -159,6 +160,12 @@ impl Dispatcher {
         &self.routes[index]
     }
 
+    /// The figures of route `index`, kept by its plugin instance.
+    pub fn stats(&self, index: usize) -> &HookStats {
+        let route = &self.routes[index];
+        &self.plugins[route.plugin].stats.hooks[route.hook]
+    }
+
     /// One line per route, in route order: plugin name, hook number and
     /// pattern, separated by tabs, as the supervisor reads them.
     pub fn names_table(&self) -> String {
@@ -251,15 +258,21 @@ impl Dispatcher {
             connection_id,
         };
         let plugin = &self.plugins[route.plugin];
+        let stats = &plugin.stats.hooks[route.hook];
+        stats.calls.add();
         match plugin.object.call(route.hook, &request, out) {
             RResult::ROk(outcome) => Ok(outcome),
             RResult::RErr(HookFailure::Error(message)) => {
+                HookStats::bump(&stats.errors);
                 Err(CallError::Failed(message.into_string()))
             }
-            RResult::RErr(HookFailure::Panic(message)) => Err(CallError::Panicked {
-                plugin: plugin.name.clone(),
-                message: message.into_string(),
-            }),
+            RResult::RErr(HookFailure::Panic(message)) => {
+                HookStats::bump(&stats.panics);
+                Err(CallError::Panicked {
+                    plugin: plugin.name.clone(),
+                    message: message.into_string(),
+                })
+            }
         }
     }
 }

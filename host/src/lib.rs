@@ -5,6 +5,8 @@
 //! so that benchmarks and fuzz targets can drive framing and dispatch
 //! directly.
 
+pub mod admin;
+pub mod admin_commands;
 pub mod blocking_call;
 pub mod call_budget;
 pub mod call_slots;
@@ -15,6 +17,7 @@ pub mod control;
 pub mod crash_mark;
 pub mod dispatch;
 pub mod framing;
+pub mod info;
 pub mod notify;
 pub mod pattern;
 pub mod placement;
@@ -30,5 +33,6 @@ pub mod serving;
 pub mod session;
 pub mod shared;
 pub mod shutdown;
+pub mod stats;
 pub mod supervisor;
 pub mod watchdog;

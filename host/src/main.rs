@@ -69,6 +69,8 @@ struct Cli {
     start_only: bool,
     #[arg(long, hide = true, requires = "serve")]
     control_fd: Option<i32>,
+    #[arg(long, hide = true, requires = "serve", default_value_t = 0)]
+    restarts: u64,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -136,6 +138,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let config_text = Config::read(&cli.config)?;
     let mut config = Config::parse(&cli.config, &config_text)?;
+    host::admin::check_secret_file(&cli.config, config.admin.as_ref())
+        .map_err(anyhow::Error::msg)?;
     if let Some(listen) = &cli.listen {
         config.listen =
             parse_listen(listen, DEFAULT_PORT).map_err(|m| anyhow::anyhow!("--listen: {m}"))?;
@@ -212,5 +216,6 @@ fn handover(cli: &Cli) -> anyhow::Result<Handover> {
             .collect::<anyhow::Result<_>>()?,
         start_only: cli.start_only,
         control: cli.control_fd,
+        restarts: cli.restarts,
     })
 }

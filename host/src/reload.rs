@@ -28,6 +28,7 @@ use crate::control::{self, Order};
 use crate::dispatch::Dispatcher;
 use crate::plugins::{self, LoadError, LoadErrorKind, LoadedPlugin, Prepared, PrivateCopy};
 use crate::shared::Shared;
+use crate::stats::HookStats;
 
 /// A plugin instance of the live table, and what it was started from.
 pub struct Kept {
@@ -241,6 +242,8 @@ impl Reloader {
         self.region.publish_names(&table.names_table());
         let counts = (table.plugins().len(), table.route_count());
         self.shared.dispatch.store(Arc::new(table));
+        self.shared.admin.store(config.admin.map(Arc::new));
+        HookStats::bump(&self.shared.stats.reloads);
         let reused = started.kept.iter().filter(|k| is_old(k)).count();
         self.kept = started.kept;
         for note in &notes {

@@ -37,6 +37,7 @@ pub async fn reload(
 ) -> Result<Reloaded, String> {
     let text = Config::read(&current.file).map_err(|e| e.to_string())?;
     let mut config = Config::parse(&current.file, &text).map_err(|e| e.to_string())?;
+    crate::admin::check_secret_file(&current.file, config.admin.as_ref())?;
     // The socket is bound once, by the supervisor, for the host's life.
     config.listen = current.listen;
     let report = plugins::prepare_all_reusing(&config, runtime_dir, previous);

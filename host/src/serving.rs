@@ -50,6 +50,8 @@ pub struct Handover {
     pub start_only: bool,
     /// The end of the supervisor's channel that reloads come on.
     pub control: Option<RawFd>,
+    /// Serving processes the supervisor started before this one.
+    pub restarts: u64,
 }
 
 /// Runs the serving process until the host stops.
@@ -131,7 +133,13 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
                 idle_timeout: config.idle_timeout,
                 max_abandoned_calls: config.max_abandoned_calls,
             },
+            config.admin.clone(),
+            config.file.clone(),
         );
+        shared
+            .stats
+            .restarts
+            .store(handover.restarts, std::sync::atomic::Ordering::Relaxed);
         crate::watchdog::start(Arc::clone(&shared)).context("cannot start the watchdog")?;
         if let Some(control) = handover.control {
             // SAFETY: the supervisor passed this descriptor, its end of a

@@ -15,6 +15,7 @@ use crate::call_slots;
 use crate::dispatch::{CallError, Dispatcher, Target};
 use crate::framing::{Frame, LineDecoder};
 use crate::reply::Reply;
+use crate::stats;
 
 /// Panics are logged at most once a second: a client that keeps
 /// triggering one must not be able to flood the log.
@@ -66,6 +67,9 @@ pub enum Action {
     Continue,
     /// Send what is waiting, then close.
     Close,
+    /// Answer `INFO`, from what the connection shares with the others
+    /// (`crate::info`).
+    Info,
     /// Run route `route` of `dispatcher` on `line` on a blocking thread
     /// (`blocking_call::call`).
     Blocking {
@@ -111,10 +115,19 @@ impl Session {
         let Ok(text) = std::str::from_utf8(&line) else {
             return self.reply(Reply::InvalidUtf8);
         };
-        debug!(connection = self.id, request = text, "request");
+        // An `AUTH` line holds the admin secret, or a near miss of it.
+        let logged = if text.starts_with("AUTH ") {
+            "AUTH ..."
+        } else {
+            text
+        };
+        debug!(connection = self.id, request = logged, "request");
         if text == "CLOSE" {
             Reply::CloseConfirm.write_to(&mut self.out);
             return Action::Close;
+        }
+        if text == "INFO" {
+            return Action::Info;
         }
         let dispatcher = dispatch.load();
         let route = match dispatcher.target(text) {
@@ -142,7 +155,12 @@ impl Session {
     /// hook to blocking threads.
     fn call_inline(&mut self, dispatcher: &Dispatcher, route: usize, text: &str) -> Action {
         let _mark = call_slots::enter(route, None);
-        self.call(dispatcher, route, text)
+        let timed = stats::sample();
+        let action = self.call(dispatcher, route, text);
+        if let Some(started) = timed {
+            dispatcher.stats(route).latency.record(started.elapsed());
+        }
+        action
     }
 
     fn call(&mut self, dispatcher: &Dispatcher, route: usize, text: &str) -> Action {

@@ -4,9 +4,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use std::path::PathBuf;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+
+use crate::admin::Admin;
 
 use crate::dispatch::Dispatcher;
+use crate::stats::ServerStats;
 
 /// What every connection reads; cheap to reach from any task.
 pub struct Shared {
@@ -16,6 +21,11 @@ pub struct Shared {
     /// Nothing stores a new one yet.
     pub dispatch: ArcSwap<Dispatcher>,
     pub limits: Limits,
+    pub stats: ServerStats,
+    /// `[admin]` of the config in force; a reload replaces it.
+    pub admin: ArcSwapOption<Admin>,
+    /// The config file, which `RELOAD` names to the supervisor.
+    pub config_file: PathBuf,
     next_connection_id: AtomicU64,
     /// Set when the host starts stopping; read by busy connections, for
     /// which checking a flag per batch is cheaper than polling a future.
@@ -33,10 +43,18 @@ pub struct Limits {
 }
 
 impl Shared {
-    pub fn new(dispatcher: Dispatcher, limits: Limits) -> Arc<Shared> {
+    pub fn new(
+        dispatcher: Dispatcher,
+        limits: Limits,
+        admin: Option<Admin>,
+        config_file: PathBuf,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             dispatch: ArcSwap::from_pointee(dispatcher),
             limits,
+            stats: ServerStats::new(),
+            admin: ArcSwapOption::from_pointee(admin),
+            config_file,
             next_connection_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
         })

@@ -87,6 +87,8 @@ struct Memory {
     pause: Duration,
     /// When serving processes died with no hook to blame, lately.
     unblamed: Vec<Instant>,
+    /// Serving processes started so far.
+    started: u64,
 }
 
 impl Supervisor {
@@ -98,7 +100,7 @@ impl Supervisor {
         let (region_fd, _) = Region::create().context("cannot map memory for the call slots")?;
         let runtime = current_thread()?;
         runtime.block_on(async {
-            let (mut child, ready, _) = self.spawn(&region_fd, &[], true)?;
+            let (mut child, ready, _) = self.spawn(&region_fd, &[], true, 0)?;
             drop(ready);
             Ok(child.wait().await?.success())
         })
@@ -115,6 +117,7 @@ impl Supervisor {
             disabled: Vec::new(),
             pause: Duration::ZERO,
             unblamed: Vec::new(),
+            started: 0,
         };
         let runtime = current_thread()?;
         let code = runtime.block_on(self.supervise(&mut memory))?;
@@ -138,7 +141,7 @@ impl Supervisor {
         let mut announced = false;
         loop {
             let (mut child, ready, channel) =
-                match self.spawn(&memory.region_fd, &memory.disabled, false) {
+                match self.spawn(&memory.region_fd, &memory.disabled, false, memory.started) {
                     Ok(spawned) => spawned,
                     Err(e) if announced => {
                         // Out of processes or descriptors for a moment: the
@@ -151,6 +154,7 @@ impl Supervisor {
                     }
                     Err(e) => return Err(e),
                 };
+            memory.started += 1;
             let group = child.id();
             let started = Instant::now();
             match start(&mut child, ready, stop.as_mut()).await {
@@ -355,6 +359,7 @@ impl Supervisor {
         region: &OwnedFd,
         disabled: &[(String, usize, String)],
         start_only: bool,
+        restarts: u64,
     ) -> anyhow::Result<(Child, std::io::PipeReader, std::os::unix::net::UnixStream)> {
         let (ready_reader, ready_writer) =
             std::io::pipe().context("cannot make a pipe for the serving process")?;
@@ -374,7 +379,9 @@ impl Supervisor {
             .arg("--ready-fd")
             .arg(ready_writer.as_raw_fd().to_string())
             .arg("--control-fd")
-            .arg(control_child.as_raw_fd().to_string());
+            .arg(control_child.as_raw_fd().to_string())
+            .arg("--restarts")
+            .arg(restarts.to_string());
         if start_only {
             command.arg("--start-only");
         }

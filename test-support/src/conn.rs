@@ -17,9 +17,32 @@ impl Conn {
         (conn, greeting)
     }
 
+    /// Connects from `local` (say 127.0.0.2, to stand for another
+    /// machine) and reads the greeting line.
+    pub fn open_from(local: std::net::IpAddr, addr: SocketAddr) -> (Conn, String) {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .expect("socket");
+        socket
+            .bind(&SocketAddr::new(local, 0).into())
+            .unwrap_or_else(|e| panic!("bind the client to {local}: {e}"));
+        socket
+            .connect_timeout(&addr.into(), WAIT)
+            .expect("connect to host");
+        let mut conn = Conn::from_stream(socket.into());
+        let greeting = conn.line();
+        (conn, greeting)
+    }
+
     /// Connects without reading anything.
     pub fn connect(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect to host");
+        Conn::from_stream(TcpStream::connect_timeout(&addr, WAIT).expect("connect to host"))
+    }
+
+    fn from_stream(stream: TcpStream) -> Conn {
         stream.set_read_timeout(Some(WAIT)).expect("read timeout");
         stream.set_write_timeout(Some(WAIT)).expect("write timeout");
         stream.set_nodelay(true).expect("nodelay");

@@ -54,6 +54,8 @@ pub struct LoadedPlugin {
     pub calls: Arc<Budget>,
     /// Its calls that timed out and whose threads still run.
     pub abandoned: Arc<AtomicUsize>,
+    /// What `INFO` and the metrics show of it and its hooks.
+    pub stats: crate::stats::PluginStats,
 }
 
 /// One hook of a loaded plugin, its pattern compiled.
@@ -299,10 +301,11 @@ impl LoadedPlugin {
             version,
             file,
             object,
-            hooks,
             limits,
             calls: Budget::new(limits.max_calls),
             abandoned: Arc::new(AtomicUsize::new(0)),
+            stats: crate::stats::PluginStats::new(hooks.len()),
+            hooks,
         })
     }
 

@@ -56,6 +56,9 @@ pub struct Connection {
     input: BytesMut,
     session: Session,
     admin: Access,
+    /// Requests answered and not yet added to the shared count: added once
+    /// per batch, not once per line.
+    uncounted: u64,
 }
 
 impl Connection {
@@ -67,6 +70,7 @@ impl Connection {
         );
         Connection {
             admin: Access::new(&peer),
+            uncounted: 0,
             stream,
             shared,
             input: BytesMut::new(),
@@ -125,12 +129,14 @@ impl Connection {
         while let Some(frame) = self.session.decoder.decode(&mut self.input)? {
             answered = true;
             if self.answer(frame).await {
+                self.count_requests();
                 return Ok(Some(End::Closed));
             }
             if self.session.out.len() >= FLUSH_AT {
                 self.flush().await?;
             }
         }
+        self.count_requests();
         if answered {
             // The idle clock restarts on complete lines only, so a client
             // trickling bytes cannot hold the connection forever.
@@ -192,6 +198,7 @@ impl Connection {
                 // clients that half-close after writing.
                 if let Some(frame) = self.session.decoder.finish(&mut self.input) {
                     self.answer(frame).await;
+                    self.count_requests();
                 }
             }
             End::Closed => {}
@@ -236,18 +243,33 @@ impl Connection {
         }
     }
 
+    fn count_requests(&mut self) {
+        if self.uncounted > 0 {
+            self.shared.stats.requests.add_n(self.uncounted);
+            self.uncounted = 0;
+        }
+    }
+
     /// Answers one frame; true if the connection must close.
     async fn answer(&mut self, frame: crate::framing::Frame) -> bool {
-        self.shared.stats.requests.add();
+        self.uncounted += 1;
         if let crate::framing::Frame::Line(line) = &frame
             && admin_commands::is_one(line)
-            && admin_commands::answer(line, &mut self.admin, &self.shared, &mut self.session.out)
-                .await
+            // Boxed, as the blocking call below: its wait for the
+            // supervisor would otherwise grow this future, built per line.
+            && Box::pin(admin_commands::answer(
+                line,
+                &mut self.admin,
+                &self.shared,
+                &mut self.session.out,
+            ))
+            .await
         {
             return false;
         }
         let mut action = self.session.respond(frame, &self.shared.dispatch);
         if let Action::Info = action {
+            self.count_requests();
             let admin = self.admin.granted(&self.shared);
             crate::info::render(&self.shared, admin, &mut self.session.out);
             return false;

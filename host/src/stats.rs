@@ -76,7 +76,12 @@ pub struct Counter([Line; SHARDS]);
 impl Counter {
     #[inline]
     pub fn add(&self) {
-        self.0[shard()].0.fetch_add(1, Ordering::Relaxed);
+        self.add_n(1);
+    }
+
+    #[inline]
+    pub fn add_n(&self, n: u64) {
+        self.0[shard()].0.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn get(&self) -> u64 {

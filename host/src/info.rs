@@ -17,7 +17,6 @@
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
-use std::time::UNIX_EPOCH;
 
 use abi_stable::std_types::RString;
 
@@ -51,11 +50,7 @@ pub fn render(shared: &Shared, admin: bool, out: &mut RString) {
         stats.reloads.load(Ordering::Relaxed),
     );
     for plugin in table.plugins() {
-        let loaded = plugin
-            .stats
-            .loaded_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let loaded = plugin.stats.loaded_unix().as_secs();
         let _ = write!(
             s,
             "INFO plugin {} version={} loaded_unix={loaded}",

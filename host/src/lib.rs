@@ -18,6 +18,7 @@ pub mod crash_mark;
 pub mod dispatch;
 pub mod framing;
 pub mod info;
+pub mod metrics;
 pub mod notify;
 pub mod pattern;
 pub mod placement;

@@ -141,6 +141,9 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
             .restarts
             .store(handover.restarts, std::sync::atomic::Ordering::Relaxed);
         crate::watchdog::start(Arc::clone(&shared)).context("cannot start the watchdog")?;
+        if let Some(addr) = config.metrics_listen {
+            crate::metrics::start(addr, Arc::clone(&shared))?;
+        }
         if let Some(control) = handover.control {
             // SAFETY: the supervisor passed this descriptor, its end of a
             // socket pair, for this process alone to own.

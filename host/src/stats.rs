@@ -182,6 +182,13 @@ pub struct PluginStats {
 }
 
 impl PluginStats {
+    /// When the instance started, since the Unix epoch.
+    pub fn loaded_unix(&self) -> Duration {
+        self.loaded_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+    }
+
     pub fn new(hooks: usize) -> PluginStats {
         PluginStats {
             loaded_at: SystemTime::now(),

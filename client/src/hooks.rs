@@ -88,6 +88,11 @@ pub const REQUEST_HOOKS: &[RequestHook] = &[
         hook: send,
     },
     RequestHook {
+        pattern: r"HELP(?: .*)?",
+        word: Some("HELP"),
+        hook: send,
+    },
+    RequestHook {
         pattern: r"CLOSE",
         word: Some("CLOSE"),
         hook: send_then_close,
@@ -112,6 +117,14 @@ pub const RESPONSE_HOOKS: &[ResponseHook] = &[
     ResponseHook {
         pattern: r"INFO (\w+) ?(.*)",
         hook: show_info,
+    },
+    ResponseHook {
+        pattern: r"HELP end",
+        hook: hidden_end,
+    },
+    ResponseHook {
+        pattern: r"HELP (\S+) \(([^)]*)\) (.*)",
+        hook: show_help,
     },
     ResponseHook {
         pattern: r"CLOSE CONFIRM",
@@ -149,6 +162,26 @@ fn show_text(c: &Captures) -> Reply {
 fn show_info(c: &Captures) -> Reply {
     Reply {
         shown: Shown::Out(crate::info::show(&c[1], &c[2])),
+        effect: Effect::None,
+    }
+}
+
+/// `HELP GREET (greeter, hook 1) /GREET (\w+)/`: the usage first, then
+/// where the command comes from.
+fn show_help(c: &Captures) -> Reply {
+    let (usage, description) = match c[3].split_once(" -- ") {
+        Some((usage, description)) => (usage, format!("  {description}")),
+        None => (&c[3], String::new()),
+    };
+    Reply {
+        shown: Shown::Out(format!("{usage:<24}{description}  [{}]", &c[2])),
+        effect: Effect::None,
+    }
+}
+
+fn hidden_end(_: &Captures) -> Reply {
+    Reply {
+        shown: Shown::Out(String::new()),
         effect: Effect::None,
     }
 }
@@ -282,7 +315,7 @@ mod tests {
     fn words() {
         assert_eq!(
             command_words().collect::<Vec<_>>(),
-            ["HELLO", "TIME", "INFO", "CLOSE"]
+            ["HELLO", "TIME", "INFO", "HELP", "CLOSE"]
         );
     }
 }

@@ -9,6 +9,7 @@ mod cli;
 mod completion;
 mod connect;
 mod exit;
+mod help_words;
 mod history;
 mod hooks;
 mod info;

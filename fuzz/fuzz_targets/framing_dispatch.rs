@@ -50,7 +50,7 @@ fn answer(session: &mut Session, frame: host::framing::Frame) -> bool {
             Action::Continue
         }
         // Answered by the connection, from what all connections share.
-        Action::Info => {
+        Action::Info | Action::Help { .. } => {
             session.out.push_str("INFO end\n");
             Action::Continue
         }

@@ -268,11 +268,26 @@ impl Connection {
             return false;
         }
         let mut action = self.session.respond(frame, &self.shared.dispatch);
-        if let Action::Info = action {
-            self.count_requests();
-            let admin = self.admin.granted(&self.shared);
-            crate::info::render(&self.shared, admin, &mut self.session.out);
-            return false;
+        match &action {
+            Action::Info => {
+                self.count_requests();
+                let admin = self.admin.granted(&self.shared);
+                crate::info::render(&self.shared, admin, &mut self.session.out);
+                return false;
+            }
+            Action::Help { topic } => {
+                let admin = self.admin.granted(&self.shared);
+                let auth = self
+                    .shared
+                    .admin
+                    .load()
+                    .as_ref()
+                    .is_some_and(|a| a.has_secret());
+                let table = self.shared.dispatch.load();
+                crate::help::render(&table, topic.as_deref(), admin, auth, &mut self.session.out);
+                return false;
+            }
+            _ => {}
         }
         if let Action::Blocking {
             dispatcher,

@@ -17,6 +17,7 @@ pub mod control;
 pub mod crash_mark;
 pub mod dispatch;
 pub mod framing;
+pub mod help;
 pub mod info;
 pub mod metrics;
 pub mod notify;

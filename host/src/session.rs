@@ -70,6 +70,10 @@ pub enum Action {
     /// Answer `INFO`, from what the connection shares with the others
     /// (`crate::info`).
     Info,
+    /// Answer `HELP`, or `HELP <topic>` (`crate::help`).
+    Help {
+        topic: Option<String>,
+    },
     /// Run route `route` of `dispatcher` on `line` on a blocking thread
     /// (`blocking_call::call`).
     Blocking {
@@ -128,6 +132,18 @@ impl Session {
         }
         if text == "INFO" {
             return Action::Info;
+        }
+        if let Some(topic) = text.strip_prefix("HELP") {
+            // `HELP`, or `HELP <command>`; `HELPER` is another command.
+            match topic.strip_prefix(' ') {
+                None if topic.is_empty() => return Action::Help { topic: None },
+                Some(topic) => {
+                    return Action::Help {
+                        topic: Some(topic.trim().to_owned()),
+                    };
+                }
+                None => {}
+            }
         }
         let dispatcher = dispatch.load();
         let route = match dispatcher.target(text) {

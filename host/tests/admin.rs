@@ -35,15 +35,9 @@ fn host(admin: &str) -> HostProcess {
 
 /// Whether the `INFO` reply names a plugin file.
 fn info_shows_files(conn: &mut Conn) -> bool {
-    conn.send("INFO");
-    let mut files = false;
-    loop {
-        let line = conn.line();
-        if line == "INFO end" {
-            return files;
-        }
-        files |= line.starts_with("INFO plugin ") && line.contains(" file=");
-    }
+    conn.ask_lines("INFO", "INFO")
+        .iter()
+        .any(|l| l.starts_with("INFO plugin ") && l.contains(" file="))
 }
 
 #[test]

@@ -6,17 +6,7 @@ use test_support::{Conn, HostStart, WAIT, plugin_entry, wait_until};
 
 /// The `INFO` reply, up to `INFO end`, as lines.
 fn info(conn: &mut Conn) -> Vec<String> {
-    conn.send("INFO");
-    let mut lines = Vec::new();
-    loop {
-        let line = conn.line();
-        assert!(line.starts_with("INFO "), "{line:?} in {lines:?}");
-        if line == "INFO end" {
-            return lines;
-        }
-        lines.push(line);
-        assert!(lines.len() < 1000, "no INFO end");
-    }
+    conn.ask_lines("INFO", "INFO")
 }
 
 /// The `key=value` fields of the line that starts with `prefix`.

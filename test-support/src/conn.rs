@@ -83,6 +83,27 @@ impl Conn {
         Some(String::from_utf8(buf).expect("host sent invalid UTF-8"))
     }
 
+    /// Sends `line` and returns its reply of several lines, each starting
+    /// with `prefix` and a space, up to the line `<prefix> end` (left out).
+    /// Panics on another line, or past 10,000 lines.
+    pub fn ask_lines(&mut self, line: &str, prefix: &str) -> Vec<String> {
+        self.send(line);
+        let end = format!("{prefix} end");
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            assert!(
+                line.starts_with(&format!("{prefix} ")),
+                "{line:?} after {lines:?}"
+            );
+            if line == end {
+                return lines;
+            }
+            lines.push(line);
+            assert!(lines.len() < 10_000, "no {end:?}");
+        }
+    }
+
     /// Sends `line` and returns the one-line reply.
     pub fn ask(&mut self, line: &str) -> String {
         self.send(line);

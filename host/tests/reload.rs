@@ -283,3 +283,31 @@ fn a_hundred_reloads_under_pipelining_clients_lose_no_reply_and_keep_rss_bounded
     assert_eq!(conn.ask("LABEL"), "MSG label=9");
     assert!(host.terminate().success());
 }
+
+#[test]
+fn a_request_in_flight_finishes_on_its_table_and_the_next_line_uses_the_new_one() {
+    let testkit = plugin_entry("testkit");
+    let hello = plugin_entry("hello");
+    let host = HostStart::new()
+        .config(format!("server_name = \"box\"\n{testkit}{hello}"))
+        .spawn();
+    let (mut conn, _) = Conn::open(host.addr());
+    conn.send("SLEEP 4000");
+    // Running for a second: the watchdog says so.
+    assert!(
+        wait_until(WAIT, || host.stderr().contains("hook still running")),
+        "{}",
+        host.stderr()
+    );
+    std::fs::write(
+        host.config_file(),
+        format!("server_name = \"box\"\n{hello}"),
+    )
+    .unwrap();
+    reload_ok(&host);
+    // testkit is out of the table, and its call still answers.
+    assert_eq!(conn.line(), "MSG slept 4000");
+    assert_eq!(conn.ask("SLEEP 1"), "MSG Command not found");
+    assert_eq!(conn.ask("HELLO"), "MSG Hello from box");
+    assert!(host.terminate().success());
+}

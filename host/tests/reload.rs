@@ -108,11 +108,19 @@ fn a_broken_config_leaves_the_old_table_and_says_why() {
             versioned_entry(&file, "fail_init = \"no thanks\""),
             "no thanks",
         ),
+        // More calls at once than the serving process has threads for.
+        (
+            format!(
+                "[[plugin]]\npath = {:?}\nmax_plugin_calls = 4096\n",
+                file.display().to_string()
+            ),
+            "restart the host",
+        ),
         // A plugin file others may write.
         (versioned_entry(&file, ""), "writable by all users"),
     ];
     for (i, (config, reason)) in broken.iter().enumerate() {
-        if i == 3 {
+        if i == 4 {
             set_mode(&file, 0o666);
         }
         std::fs::write(host.config_file(), config).unwrap();
@@ -131,7 +139,7 @@ fn a_broken_config_leaves_the_old_table_and_says_why() {
     reload_ok(&host);
     assert_eq!(
         conn.ask("COUNT"),
-        "COUNT 6",
+        "COUNT 7",
         "unchanged plugin keeps its state"
     );
     assert!(host.stderr().contains("reload failed"), "{}", host.stderr());

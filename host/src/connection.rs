@@ -23,8 +23,10 @@ use tokio_util::codec::Decoder;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::warn;
 
+use crate::admin_commands::{self, Access};
 use crate::blocking_call;
 use crate::inbox::{Inbox, Registered};
+use crate::outgoing::frame_reply;
 use crate::reply::Reply;
 use crate::session::{Action, ClientInfo, PendingCall, Session};
 use crate::shared::Shared;
@@ -60,6 +62,10 @@ pub struct Connection {
     shared: Arc<Shared>,
     input: BytesMut,
     session: Session,
+    admin: Access,
+    /// Requests answered and not yet added to the shared count: added once
+    /// per batch, not once per line.
+    uncounted: u64,
     /// Where plugins' pushed lines and news of pending replies arrive.
     registered: Registered,
     /// A reply a hook promised: nothing else is answered until it comes.
@@ -75,6 +81,7 @@ struct Pending {
 impl Connection {
     pub fn new(stream: TcpStream, peer: Arc<str>, shared: Arc<Shared>) -> Connection {
         let id = shared.next_connection_id();
+        let admin = Access::new(&peer);
         let client = ClientInfo {
             id,
             peer,
@@ -83,6 +90,8 @@ impl Connection {
         let registered = shared.registry.open(id);
         let session = Session::new(shared.limits.max_line_length, client, &shared.dispatch);
         Connection {
+            admin,
+            uncounted: 0,
             stream,
             shared,
             input: BytesMut::new(),
@@ -99,6 +108,7 @@ impl Connection {
     /// Serves the connection until it ends, or `shutdown` is cancelled
     /// between two batches of requests.
     pub async fn run(mut self, shutdown: CancellationToken) -> io::Result<End> {
+        let _counted = Counted::new(&self.shared);
         let served = self.serve(shutdown).await;
         let Connection {
             mut stream,
@@ -161,12 +171,14 @@ impl Connection {
         {
             answered = true;
             if self.answer(frame).await {
+                self.count_requests();
                 return Ok(Some(End::Closed));
             }
             if self.session.out.len() >= FLUSH_AT {
                 self.flush().await?;
             }
         }
+        self.count_requests();
         if answered {
             // The idle clock restarts on complete lines only, so a client
             // trickling bytes cannot hold the connection forever.
@@ -285,6 +297,7 @@ impl Connection {
                 // clients that half-close after writing.
                 if let Some(frame) = self.session.decoder.finish(&mut self.input) {
                     self.answer(frame).await;
+                    self.count_requests();
                 }
             }
             End::Closed => {}
@@ -331,9 +344,56 @@ impl Connection {
         }
     }
 
+    fn count_requests(&mut self) {
+        if self.uncounted > 0 {
+            self.shared.stats.requests.add_n(self.uncounted);
+            self.uncounted = 0;
+        }
+    }
+
     /// Answers one frame; true if the connection must close.
     async fn answer(&mut self, frame: crate::framing::Frame) -> bool {
+        self.uncounted += 1;
+        if let crate::framing::Frame::Line(line) = &frame
+            && admin_commands::is_one(line)
+            // Boxed, as the blocking call below: its wait for the
+            // supervisor would otherwise grow this future, built per line.
+            && Box::pin(admin_commands::answer(
+                line,
+                &mut self.admin,
+                &self.shared,
+                &mut self.session.out,
+            ))
+            .await
+        {
+            return false;
+        }
         let mut action = self.session.respond(frame, &self.shared.dispatch);
+        match &action {
+            Action::Info => {
+                self.count_requests();
+                let admin = self.admin.granted(&self.shared);
+                let start = self.session.out.len();
+                crate::info::render(&self.shared, admin, &mut self.session.out);
+                frame_reply(&mut self.session.out, start);
+                return false;
+            }
+            Action::Help { topic } => {
+                let admin = self.admin.granted(&self.shared);
+                let auth = self
+                    .shared
+                    .admin
+                    .load()
+                    .as_ref()
+                    .is_some_and(|a| a.has_secret());
+                let table = self.shared.dispatch.load();
+                let start = self.session.out.len();
+                crate::help::render(&table, topic.as_deref(), admin, auth, &mut self.session.out);
+                frame_reply(&mut self.session.out, start);
+                return false;
+            }
+            _ => {}
+        }
         // A hook on a blocking thread may decline the line, and the next
         // hook may run on a blocking thread too.
         while let Action::Blocking {
@@ -403,6 +463,22 @@ impl Connection {
                 "client did not read its replies",
             )),
         }
+    }
+}
+
+/// Counts a connection as open while it lives.
+struct Counted(Arc<Shared>);
+
+impl Counted {
+    fn new(shared: &Arc<Shared>) -> Counted {
+        shared.stats.connected();
+        Counted(Arc::clone(shared))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.stats.disconnected();
     }
 }
 

@@ -13,8 +13,8 @@ pub mod root;
 mod wait;
 
 pub use build::{
-    artifact_dir, bin_path, build_outside, build_workspace, plugin_entry, plugin_path,
-    workspace_dir,
+    artifact_dir, bin_path, build_outside, build_test_plugin, build_workspace, plugin_entry,
+    plugin_path, workspace_dir,
 };
 pub use conn::Conn;
 pub use host::{HostOutput, HostProcess, HostStart, copy_dirs, serving_pid_of};

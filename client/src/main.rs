@@ -9,6 +9,7 @@ mod cli;
 mod completion;
 mod connect;
 mod exit;
+mod framing;
 mod history;
 mod hooks;
 mod interactive;

@@ -8,8 +8,8 @@ use rustyline::{Context, Helper};
 
 use crate::hooks;
 
-/// Completes the first word of the line; commands take no arguments yet,
-/// so later words are left alone.
+/// Completes the first word of the line; arguments (a nick, a room) are
+/// the user's own, so later words are left alone.
 pub struct CommandHelper;
 
 impl Completer for CommandHelper {
@@ -66,7 +66,13 @@ mod tests {
     fn completes_case_insensitively() {
         assert_eq!(words("he"), ["HELLO"]);
         assert_eq!(words("T"), ["TIME"]);
-        assert_eq!(words(""), ["HELLO", "TIME", "CLOSE"]);
+        assert_eq!(
+            words(""),
+            [
+                "HELLO", "TIME", "CLOSE", "NICK", "JOIN", "SAY", "LEAVE", "WHO"
+            ]
+        );
+        assert_eq!(words("s"), ["SAY"]);
         assert!(words("X").is_empty());
     }
 }

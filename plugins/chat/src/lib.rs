@@ -35,7 +35,9 @@ pub struct Chat {
     /// can tell the others too.
     pusher: Pusher,
     /// Rooms by name, shared by every connection. One lock is enough: it is
-    /// held only to read or change a room, never while pushing.
+    /// held only to read or change a room, never while pushing. (So two
+    /// members talking at once may be heard in either order, differently
+    /// by different members; one member's lines always keep theirs.)
     rooms: Mutex<HashMap<String, Room>>,
 }
 

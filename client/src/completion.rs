@@ -10,8 +10,8 @@ use rustyline::{Context, Helper};
 use crate::help_words::Learned;
 use crate::hooks;
 
-/// Completes the first word of the line; commands take no arguments yet,
-/// so later words are left alone.
+/// Completes the first word of the line; arguments (a nick, a room) are
+/// the user's own, so later words are left alone.
 pub struct CommandHelper {
     pub learned: Learned,
 }
@@ -92,7 +92,13 @@ mod tests {
     fn completes_case_insensitively() {
         assert_eq!(words("he"), ["HELLO", "HELP"]);
         assert_eq!(words("T"), ["TIME"]);
-        assert_eq!(words(""), ["HELLO", "TIME", "INFO", "HELP", "CLOSE"]);
+        assert_eq!(
+            words(""),
+            [
+                "HELLO", "TIME", "INFO", "HELP", "CLOSE", "NICK", "JOIN", "SAY", "LEAVE", "WHO"
+            ]
+        );
+        assert_eq!(words("s"), ["SAY"]);
         assert!(words("X").is_empty());
     }
 }

@@ -97,6 +97,32 @@ pub const REQUEST_HOOKS: &[RequestHook] = &[
         word: Some("CLOSE"),
         hook: send_then_close,
     },
+    // The chat plugin's commands, for completion.
+    RequestHook {
+        pattern: r"NICK .*",
+        word: Some("NICK"),
+        hook: send,
+    },
+    RequestHook {
+        pattern: r"JOIN .*",
+        word: Some("JOIN"),
+        hook: send,
+    },
+    RequestHook {
+        pattern: r"SAY .*",
+        word: Some("SAY"),
+        hook: send,
+    },
+    RequestHook {
+        pattern: r"LEAVE",
+        word: Some("LEAVE"),
+        hook: send,
+    },
+    RequestHook {
+        pattern: r"WHO",
+        word: Some("WHO"),
+        hook: send,
+    },
     RequestHook {
         pattern: r"(?s).*",
         word: None,
@@ -315,7 +341,9 @@ mod tests {
     fn words() {
         assert_eq!(
             command_words().collect::<Vec<_>>(),
-            ["HELLO", "TIME", "INFO", "HELP", "CLOSE"]
+            [
+                "HELLO", "TIME", "INFO", "HELP", "CLOSE", "NICK", "JOIN", "SAY", "LEAVE", "WHO"
+            ]
         );
     }
 }

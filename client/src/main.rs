@@ -9,6 +9,7 @@ mod cli;
 mod completion;
 mod connect;
 mod exit;
+mod framing;
 mod help_words;
 mod history;
 mod hooks;

@@ -41,6 +41,9 @@ const LINGER_TIME: Duration = Duration::from_millis(500);
 const LINGER_BYTES: usize = 64 * 1024;
 /// How long a write may stall when no idle timeout is configured.
 const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a stalled write looks whether the client's pushed lines
+/// overflowed meanwhile.
+const OVERFLOW_CHECK: Duration = Duration::from_millis(50);
 
 /// Why a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -451,17 +454,47 @@ impl Connection {
             .idle_timeout
             .unwrap_or(DEFAULT_WRITE_TIMEOUT);
         let rest = &self.session.out.as_bytes()[written..];
-        // Boxed: this slow path's timer and write would otherwise take room
+        let id = self.session.client.id;
+        // Boxed: this slow path's timers and write would otherwise take room
         // in every connection's future, idle ones included.
-        match Box::pin(tokio::time::timeout(limit, self.stream.write_all(rest))).await {
-            Ok(result) => {
-                self.session.out.clear();
-                result
-            }
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "client did not read its replies",
-            )),
+        let result = Box::pin(write_stalled(
+            &mut self.stream,
+            rest,
+            limit,
+            &self.registered.inbox,
+            id,
+        ))
+        .await;
+        self.session.out.clear();
+        result
+    }
+}
+
+/// Writes what the socket did not take at once, within `limit`. Pushes go
+/// on piling up while the write stalls: their bound ends the connection
+/// as soon as it is passed, not when the write times out.
+async fn write_stalled(
+    stream: &mut TcpStream,
+    rest: &[u8],
+    limit: Duration,
+    inbox: &Inbox,
+    id: u64,
+) -> io::Result<()> {
+    tokio::select! {
+        written = tokio::time::timeout(limit, stream.write_all(rest)) => {
+            written.unwrap_or_else(|_| {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client did not read its replies",
+                ))
+            })
+        }
+        () = overflowed(inbox) => {
+            warn!(
+                connection = id,
+                "closing connection: the client does not read its pushed lines"
+            );
+            Err(io::Error::other("the client does not read its pushed lines"))
         }
     }
 }
@@ -547,6 +580,15 @@ impl IdleClock {
             Some(timer) => timer.as_mut().await,
             None => std::future::pending().await,
         }
+    }
+}
+
+/// Completes once `inbox` overflowed. Polled, not woken: the inbox's
+/// wake-up belongs to the connection's main wait, and a stalled write is
+/// rare enough that a check every few milliseconds costs nothing.
+async fn overflowed(inbox: &Inbox) {
+    while !inbox.overflowed() {
+        tokio::time::sleep(OVERFLOW_CHECK).await;
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod build;
 mod conn;
+mod framed;
 mod host;
 pub mod root;
 mod wait;
@@ -17,6 +18,7 @@ pub use build::{
     plugin_path, workspace_dir,
 };
 pub use conn::Conn;
+pub use framed::{CONTINUED, Framed, PUSHED};
 pub use host::{HostOutput, HostProcess, HostStart, copy_dirs, serving_pid_of};
 pub use wait::{wait_bounded, wait_or_kill, wait_until};
 

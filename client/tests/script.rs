@@ -221,10 +221,19 @@ fn err_reply_goes_to_stderr_and_sets_its_exit_code() {
 
 #[test]
 fn connection_refused_is_one_line_and_its_own_exit_code() {
-    let port = {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    };
+    // Bound but not listening: connections are refused, and, unlike a
+    // port closed again, no other test can take it meanwhile.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .expect("socket");
+    socket
+        .bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into())
+        .expect("bind");
+    let port = socket
+        .local_addr()
+        .expect("addr")
+        .as_socket()
+        .expect("an IP address")
+        .port();
     let mut cmd = Command::new(CLIENT);
     cmd.args(["127.0.0.1", &port.to_string(), "-c", "HELLO"]);
     let out = run(cmd, b"");

@@ -7,15 +7,13 @@
 //! client that does not read its replies stops being read from instead of
 //! making the host buffer without bound.
 
-use std::future::poll_fn;
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -24,6 +22,7 @@ use crate::blocking_call;
 use crate::reply::Reply;
 use crate::session::{Action, Session};
 use crate::shared::Shared;
+use crate::transport::Transport;
 
 /// Write replies out once this much is waiting, even mid-batch.
 const FLUSH_AT: usize = 64 * 1024;
@@ -50,21 +49,21 @@ pub enum End {
 }
 
 pub struct Connection {
-    stream: TcpStream,
+    stream: Transport,
     shared: Arc<Shared>,
     input: BytesMut,
     session: Session,
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, peer: Arc<str>, shared: Arc<Shared>) -> Connection {
+    pub fn new(stream: impl Into<Transport>, peer: Arc<str>, shared: Arc<Shared>) -> Connection {
         let session = Session::new(
             shared.limits.max_line_length,
             peer,
             shared.next_connection_id(),
         );
         Connection {
-            stream,
+            stream: stream.into(),
             shared,
             input: BytesMut::new(),
             session,
@@ -73,6 +72,11 @@ impl Connection {
 
     pub fn id(&self) -> u64 {
         self.session.id
+    }
+
+    /// The session, for what the accepting side learned (a TLS subject).
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
     }
 
     /// Serves the connection until it ends, or `shutdown` is cancelled
@@ -153,13 +157,10 @@ impl Connection {
         }
         // Readability first: on the hot path it is the branch that is
         // ready, and the others are then not polled at all.
-        // `poll_read_ready` uses the socket's single reader slot rather
-        // than a list of waiters.
         tokio::select! {
             biased;
-            ready = poll_fn(|cx| self.stream.poll_read_ready(cx)) => {
-                ready?;
-                match self.read() {
+            read = self.stream.read_into(&mut self.input, READ_CHUNK) => {
+                match read {
                     Ok(0) => Ok(Some(End::ClientClosed)),
                     Ok(_) => Ok(None),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
@@ -198,38 +199,6 @@ impl Connection {
             End::Shutdown => Reply::ShuttingDown.write_to(&mut self.session.out),
         }
         self.flush().await
-    }
-
-    /// Reads what the socket holds into the input buffer, which is only
-    /// allocated now that there is something to read.
-    ///
-    /// A read that returns less than it had room for, ending in a line
-    /// ending, has drained the socket, so readiness is cleared right away:
-    /// otherwise the next wait would return at once, and a second read would
-    /// fail with `WouldBlock`, one wasted system call per request. (Tokio
-    /// tags readiness with a tick, so data that arrives meanwhile is not
-    /// lost.) A short read that stops mid-line is not trusted: TCP stops a
-    /// read at an urgent mark (telnet's Synch) with more data queued behind
-    /// it, and no new wake-up would come for that data.
-    fn read(&mut self) -> io::Result<usize> {
-        self.input.reserve(READ_CHUNK);
-        let room = self.input.capacity() - self.input.len();
-        let mut got = None;
-        let (stream, input) = (&self.stream, &mut self.input);
-        let result = stream.try_io(Interest::READABLE, || {
-            let n = stream.try_read_buf(input)?;
-            got = Some(n);
-            if n > 0 && n < room && input.last() == Some(&b'\n') {
-                Err(io::ErrorKind::WouldBlock.into())
-            } else {
-                Ok(())
-            }
-        });
-        match (got, result) {
-            (Some(n), _) => Ok(n),
-            (None, Err(e)) => Err(e),
-            (None, Ok(())) => Ok(0),
-        }
     }
 
     /// Answers one frame; true if the connection must close.
@@ -280,7 +249,7 @@ impl Connection {
             .idle_timeout
             .unwrap_or(DEFAULT_WRITE_TIMEOUT);
         let rest = &self.session.out.as_bytes()[written..];
-        match tokio::time::timeout(limit, self.stream.write_all(rest)).await {
+        match tokio::time::timeout(limit, self.stream.write_out(rest)).await {
             Ok(result) => {
                 self.session.out.clear();
                 result
@@ -297,7 +266,7 @@ impl Connection {
 /// client still sends, for a moment. Closing a socket with unread input
 /// makes the kernel send a reset, which can destroy the last message before
 /// the client reads it.
-pub async fn linger(stream: &mut TcpStream) {
+pub async fn linger(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
     if stream.shutdown().await.is_err() {
         return;
     }

@@ -27,4 +27,7 @@ pub mod session;
 pub mod shared;
 pub mod shutdown;
 pub mod supervisor;
+pub mod tls;
+pub mod tls_files;
+pub mod transport;
 pub mod watchdog;

@@ -84,6 +84,9 @@ pub struct Session {
     /// Capture-group scratch space, reused from request to request.
     pub spans: Vec<Span>,
     pub peer: Arc<str>,
+    /// The subject of the client's TLS certificate (RFC 4514, control
+    /// characters escaped), on a TLS connection that presented one.
+    pub tls_subject: Option<Arc<str>>,
     pub id: u64,
 }
 
@@ -94,6 +97,7 @@ impl Session {
             out: RString::new(),
             spans: Vec::new(),
             peer,
+            tls_subject: None,
             id,
         }
     }

@@ -10,6 +10,7 @@ mod build;
 mod conn;
 mod host;
 pub mod root;
+pub mod tls;
 mod wait;
 
 pub use build::{

@@ -50,7 +50,14 @@ impl Transport {
             }
             Transport::Tls(stream) => {
                 input.reserve(chunk);
-                stream.read_buf(input).await
+                stream.read_buf(input).await.map_err(|e| {
+                    // rustls's own text for this carries a link to its manual.
+                    if e.kind() == io::ErrorKind::UnexpectedEof {
+                        io::Error::new(e.kind(), "client closed without a TLS close_notify")
+                    } else {
+                        e
+                    }
+                })
             }
         }
     }

@@ -25,7 +25,8 @@ redis-server --help 2>&1 | grep -q -- '--tls' ||
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null ||
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -addext basicConstraints=critical,CA:FALSE 2>/dev/null ||
     die "openssl could not make a certificate"
 chmod 600 "$work/key.pem"
 tls_client=(--tls --ca "$work/cert.pem" --server-name localhost)

@@ -125,13 +125,13 @@ echo "loads: ${DURATION} each, $CONNS connections, median of $ROUNDS rounds, ben
 echo "host: worker_threads = $HOST_WORKERS, plain and [tls] listeners in one process tree; TLS: rustls (ring), P-256 certificate"
 echo "CPU = user + system time of every thread of the server and its child processes (/proc), per reply"
 echo
-printf '| %-32s | %12s | %12s | %9s | %12s | %12s | %9s |\n' \
+printf '| %-34s | %12s | %12s | %9s | %12s | %12s | %9s |\n' \
     "load" "host plain" "host TLS" "TLS/plain" "redis plain" "redis TLS" "TLS/plain"
-printf '| %-32s | %12s | %12s | %9s | %12s | %12s | %9s |\n' --- --- --- --- --- --- ---
+printf '| %-34s | %12s | %12s | %9s | %12s | %12s | %9s |\n' --- --- --- --- --- --- ---
 row() { # LABEL KEY FORMAT
     local hp ht rp rt
     hp=$(m "$2_hp") ht=$(m "$2_ht") rp=$(m "$2_rp") rt=$(m "$2_rt")
-    printf '| %-32s | %12s | %12s | %9s | %12s | %12s | %9s |\n' "$1" \
+    printf '| %-34s | %12s | %12s | %9s | %12s | %12s | %9s |\n' "$1" \
         "$(num "$hp" "$3")" "$(num "$ht" "$3")" "$(ratio "$ht" "$hp")" \
         "$(num "$rp" "$3")" "$(num "$rt" "$3")" "$(ratio "$rt" "$rp")"
 }
@@ -140,20 +140,20 @@ row "ping-pong, CPU per request (us)" ppc "%.2f"
 row "pipeline $PIPELINE (req/s)" pl "%.0f"
 row "pipeline $PIPELINE, CPU per request (us)" plc "%.3f"
 echo
-printf '| %-32s | %12s | %12s |\n' "TLS, host / Redis" "ping-pong" "pipeline $PIPELINE"
-printf '| %-32s | %12s | %12s |\n' --- --- ---
-printf '| %-32s | %12s | %12s |\n' "throughput" "$(ratio "$(m pp_ht)" "$(m pp_rt)")" "$(ratio "$(m pl_ht)" "$(m pl_rt)")"
-printf '| %-32s | %12s | %12s |\n' "Redis CPU per request / host's" "$(ratio "$(m ppc_rt)" "$(m ppc_ht)")" "$(ratio "$(m plc_rt)" "$(m plc_ht)")"
+printf '| %-34s | %12s | %12s |\n' "TLS, host / Redis" "ping-pong" "pipeline $PIPELINE"
+printf '| %-34s | %12s | %12s |\n' --- --- ---
+printf '| %-34s | %12s | %12s |\n' "throughput" "$(ratio "$(m pp_ht)" "$(m pp_rt)")" "$(ratio "$(m pl_ht)" "$(m pl_rt)")"
+printf '| %-34s | %12s | %12s |\n' "Redis CPU per request / host's" "$(ratio "$(m ppc_rt)" "$(m ppc_ht)")" "$(ratio "$(m plc_rt)" "$(m plc_ht)")"
 if ((base_ready)); then
     echo
     echo "plain TCP, this build against BASE_HOST=$BASE_HOST:"
-    printf '| %-32s | %12s | %12s | %9s |\n' "load" "this build" "BASE_HOST" "this/base"
-    printf '| %-32s | %12s | %12s | %9s |\n' --- --- --- ---
+    printf '| %-34s | %12s | %12s | %9s |\n' "load" "this build" "BASE_HOST" "this/base"
+    printf '| %-34s | %12s | %12s | %9s |\n' --- --- --- ---
     for pair in "ping-pong (req/s):pp:%.0f" "ping-pong, CPU per request (us):ppc:%.2f" \
         "pipeline $PIPELINE (req/s):pl:%.0f" "pipeline $PIPELINE, CPU per request (us):plc:%.3f"; do
         IFS=: read -r label key fmt <<<"$pair"
         hp=$(m "${key}_hp") hb=$(m "${key}_hb")
-        printf '| %-32s | %12s | %12s | %9s |\n' "$label" "$(num "$hp" "$fmt")" "$(num "$hb" "$fmt")" "$(ratio "$hp" "$hb")"
+        printf '| %-34s | %12s | %12s | %9s |\n' "$label" "$(num "$hp" "$fmt")" "$(num "$hb" "$fmt")" "$(ratio "$hp" "$hb")"
     done
 fi
 if ((errors_seen)); then

@@ -28,6 +28,7 @@ static DISPATCH: LazyLock<ArcSwap<Dispatcher>> = LazyLock::new(|| {
     let info = HostInfo {
         server_name: RStr::from_str("fuzz"),
         host_version: RStr::from_str("0"),
+        host: host::host_services::HostServices::detached().to_box(),
     };
     let object = plugin_api::instantiate::<testkit::Testkit>("greeting = \"hi\"\n", &info)
         .expect("testkit starts");
@@ -64,7 +65,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let chunk = usize::from(cut % 97) + 1;
-    let mut session = Session::new(MAX_LINE, Arc::from("fuzz"), 1);
+    let client = host::session::ClientInfo {
+        id: 1,
+        peer: Arc::from("fuzz"),
+        tls_subject: None,
+    };
+    let mut session = Session::new(MAX_LINE, client, &DISPATCH);
     let mut input = BytesMut::new();
     for piece in data.chunks(chunk) {
         input.extend_from_slice(piece);

@@ -4,7 +4,6 @@
 mod common;
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use bytes::BytesMut;
@@ -34,7 +33,7 @@ fn framing(c: &mut Criterion) {
     let dispatch = ArcSwap::from_pointee(table);
     let hellos: Vec<u8> = "HELLO\n".repeat(64).into_bytes();
     group.bench_function("answer-64-hellos", |b| {
-        let mut session = Session::new(8192, Arc::from("127.0.0.1:1"), 1);
+        let mut session = Session::new(8192, common::client(), &dispatch);
         let mut buf = BytesMut::with_capacity(hellos.len());
         b.iter(|| {
             buf.extend_from_slice(black_box(&hellos));

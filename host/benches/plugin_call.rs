@@ -18,6 +18,8 @@ fn plugin_call(c: &mut Criterion) {
     };
     let mut spans = Vec::new();
     let mut out = RString::new();
+    let client = common::client();
+    let mut state = table.plugins()[0].object.connect(&client.ffi());
     let mut group = c.benchmark_group("hook-call");
     group.bench_function("abi/libhello.so", |b| {
         b.iter(|| {
@@ -27,8 +29,8 @@ fn plugin_call(c: &mut Criterion) {
                     route,
                     black_box("HELLO"),
                     &mut spans,
-                    "127.0.0.1:1",
-                    1,
+                    client.ffi(),
+                    &mut state,
                     &mut out,
                 )
                 .is_ok()
@@ -56,8 +58,18 @@ fn plugin_call(c: &mut Criterion) {
             async move {
                 let mut out = RString::new();
                 let mut spans = Vec::new();
+                let client = common::client();
+                // hello keeps no state: this costs no allocation.
+                let mut state = table.plugins()[0].object.connect(&client.ffi());
                 table
-                    .call(route, "HELLO", &mut spans, "p", 1, &mut out)
+                    .call(
+                        route,
+                        "HELLO",
+                        &mut spans,
+                        client.ffi(),
+                        &mut state,
+                        &mut out,
+                    )
                     .is_ok()
             }
         })
@@ -69,8 +81,17 @@ fn plugin_call(c: &mut Criterion) {
                 tokio::task::spawn_blocking(move || {
                     let mut out = RString::new();
                     let mut spans = Vec::new();
+                    let client = common::client();
+                    let mut state = table.plugins()[0].object.connect(&client.ffi());
                     table
-                        .call(route, "HELLO", &mut spans, "p", 1, &mut out)
+                        .call(
+                            route,
+                            "HELLO",
+                            &mut spans,
+                            client.ffi(),
+                            &mut state,
+                            &mut out,
+                        )
                         .is_ok()
                 })
                 .await

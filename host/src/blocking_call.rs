@@ -8,18 +8,19 @@
 //! abandoned threads are counted and bounded per plugin, like each
 //! plugin's calls: a plugin whose calls hang makes only itself unavailable.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use abi_stable::std_types::RString;
 use bytes::BytesMut;
+use plugin_api::abi::StatePtr;
 use tracing::{error, warn};
 
 use crate::call_slots;
 use crate::dispatch::{CallError, Dispatcher};
 use crate::reply::Reply;
-use crate::session::{Action, Session};
+use crate::session::{Action, ClientInfo, Session};
 
 /// Runs `route` of `dispatcher` on `line` on a blocking thread and writes
 /// its reply, or the host's reply in its place, to `session`.
@@ -30,7 +31,8 @@ pub async fn call(
     line: BytesMut,
     max_abandoned: usize,
 ) -> Action {
-    let plugin = &dispatcher.plugins()[dispatcher.route(route).plugin];
+    let plugin_index = dispatcher.route(route).plugin;
+    let plugin = &dispatcher.plugins()[plugin_index];
     if plugin.abandoned.load(Ordering::Acquire) >= max_abandoned {
         return session.reply(Reply::PluginUnavailable {
             plugin: &plugin.name,
@@ -42,13 +44,17 @@ pub async fn call(
         });
     };
     let limit = plugin.limits.timeout;
-    let peer = Arc::clone(&session.peer);
-    let id = session.id;
+    let client = session.client.clone();
+    let state = session.states.lend(plugin_index, &session.client.ffi());
+    let handback = Arc::new(Mutex::new(Handback::Waiting));
     let on_thread = Arc::clone(&dispatcher);
+    let thread_handback = Arc::clone(&handback);
+    let thread_line = line.clone();
     let mut handle = tokio::task::spawn_blocking(move || {
         // Held until the call is over, timed out or not: a plugin's
         // abandoned calls still count against its bound.
         let _permit = permit;
+        let mut state = state;
         let mut out = RString::new();
         let mut spans = Vec::new();
         let started = Instant::now();
@@ -56,32 +62,47 @@ pub async fn call(
         // Plugin panics are caught in the plugin; this guards the host's
         // own code around the call.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            match std::str::from_utf8(&line) {
-                Ok(text) => on_thread.call(route, text, &mut spans, &peer, id, &mut out),
+            match std::str::from_utf8(&thread_line) {
+                Ok(text) => {
+                    on_thread.call(route, text, &mut spans, client.ffi(), &mut state, &mut out)
+                }
                 Err(_) => Err(CallError::Failed("invalid UTF-8".into())),
             }
         }));
+        thread_handback.give(state, &on_thread, plugin_index, &client);
         (out, result, started.elapsed())
     });
     match tokio::time::timeout(limit, &mut handle).await {
         Ok(Ok((out, Ok(result), took))) => {
             dispatcher.route(route).placement.ran_blocking(took);
+            if let Some(state) = handback.take() {
+                session.states.give_back(plugin_index, state);
+            }
+            let start = session.out.len();
             session.out.push_str(&out);
-            session.finish_call(result)
+            session.after_blocking(route, line, start, result)
         }
         Ok(Ok((_, Err(_), _))) | Ok(Err(_)) => {
-            error!(connection = id, "internal error around a hook call");
+            error!(
+                connection = session.client.id,
+                "internal error around a hook call"
+            );
             session.reply(Reply::InternalError)
         }
         Err(_) => {
             // A hook that ran this long is never trusted with a serving
             // thread, whatever it did before.
             dispatcher.route(route).placement.demote();
+            match handback.take() {
+                // The call ended as the limit passed: its state is back.
+                Some(state) => session.states.give_back(plugin_index, state),
+                None => handback.abandon(),
+            }
             let (name, hook) = dispatcher.names(route);
             let abandoned = Arc::clone(&plugin.abandoned);
             let now = abandoned.fetch_add(1, Ordering::AcqRel) + 1;
             warn!(
-                connection = id,
+                connection = session.client.id,
                 plugin = %name,
                 hook = %hook,
                 limit_secs = limit.as_secs(),
@@ -94,5 +115,50 @@ pub async fn call(
             });
             session.reply(Reply::PluginTimedOut { plugin: name })
         }
+    }
+}
+
+/// Where a call on a blocking thread leaves the connection's state in
+/// its plugin: back for the connection, or, if the connection gave up
+/// waiting, to the plugin's `disconnect` (the connection's state in that
+/// plugin starts afresh on its next call).
+enum Handback {
+    Waiting,
+    Returned(StatePtr),
+    Abandoned,
+}
+
+trait HandbackSlot {
+    fn give(&self, state: StatePtr, table: &Dispatcher, plugin: usize, client: &ClientInfo);
+    fn take(&self) -> Option<StatePtr>;
+    fn abandon(&self);
+}
+
+impl HandbackSlot for Mutex<Handback> {
+    fn give(&self, state: StatePtr, table: &Dispatcher, plugin: usize, client: &ClientInfo) {
+        let mut slot = self.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*slot, Handback::Abandoned) {
+            drop(slot);
+            table.plugins()[plugin]
+                .object
+                .disconnect(&client.ffi(), state);
+        } else {
+            *slot = Handback::Returned(state);
+        }
+    }
+
+    fn take(&self) -> Option<StatePtr> {
+        let mut slot = self.lock().unwrap_or_else(|e| e.into_inner());
+        match std::mem::replace(&mut *slot, Handback::Waiting) {
+            Handback::Returned(state) => Some(state),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
+
+    fn abandon(&self) {
+        *self.lock().unwrap_or_else(|e| e.into_inner()) = Handback::Abandoned;
     }
 }

@@ -41,6 +41,10 @@ pub const DEFAULT_MAX_PLUGIN_CALLS: usize = 64;
 /// Default for `max_abandoned_calls`: a plugin whose calls keep hanging is
 /// told unavailable well before it holds its whole share of threads.
 pub const DEFAULT_MAX_ABANDONED_CALLS: usize = 16;
+/// Default for `max_pushed_bytes`: pushed lines one connection may have
+/// waiting before the host gives up on the client (as Redis's
+/// `client-output-buffer-limit` for subscribers).
+pub const DEFAULT_MAX_PUSHED_BYTES: usize = 1 << 20;
 /// Most calls of one plugin, or abandoned calls, at once: each is a thread.
 pub const MAX_PLUGIN_CALLS: usize = 4096;
 /// Largest config file read. A config is a few KiB; this bounds the memory
@@ -63,6 +67,7 @@ struct RawConfig {
     hook_timeout_secs: Option<Spanned<u64>>,
     max_plugin_calls: Option<Spanned<usize>>,
     max_abandoned_calls: Option<Spanned<usize>>,
+    max_pushed_bytes: Option<Spanned<usize>>,
     /// Any type, so that a wrong one is reported with the key's values.
     proxy_protocol: Option<Spanned<toml::Value>>,
     tls: Option<RawTls>,
@@ -117,6 +122,9 @@ pub struct Config {
     pub call_limits: CallLimits,
     /// Timed-out calls of one plugin whose threads may still be running.
     pub max_abandoned_calls: usize,
+    /// Bytes of pushed lines one connection may have waiting; past it the
+    /// connection is closed.
+    pub max_pushed_bytes: usize,
     /// Which PROXY protocol header every connection must start with;
     /// `None`: connections start with the protocol itself.
     pub proxy_protocol: Option<proxy_header::Mode>,
@@ -379,6 +387,12 @@ impl Config {
             DEFAULT_MAX_ABANDONED_CALLS,
             MAX_PLUGIN_CALLS,
         )?;
+        let max_pushed_bytes = bounded(
+            &raw.max_pushed_bytes,
+            "max_pushed_bytes",
+            DEFAULT_MAX_PUSHED_BYTES,
+            1 << 30,
+        )?;
         let proxy_protocol = match &raw.proxy_protocol {
             None => None,
             Some(v) => {
@@ -529,6 +543,7 @@ impl Config {
             worker_threads,
             call_limits,
             max_abandoned_calls,
+            max_pushed_bytes,
             proxy_protocol,
             tls,
             plugins,

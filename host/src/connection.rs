@@ -12,15 +12,19 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 
+use abi_stable::std_types::{RNone, RSome};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::futures::Notified;
 use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tracing::warn;
 
 use crate::blocking_call;
+use crate::inbox::{Inbox, Registered};
 use crate::reply::Reply;
-use crate::session::{Action, Session};
+use crate::session::{Action, ClientInfo, PendingCall, Session};
 use crate::shared::Shared;
 use crate::transport::Transport;
 
@@ -46,6 +50,8 @@ pub enum End {
     Idle,
     /// The host is stopping.
     Shutdown,
+    /// Lines pushed to the client piled up past their bound: it does not read.
+    PushOverflow,
 }
 
 pub struct Connection {
@@ -53,38 +59,72 @@ pub struct Connection {
     shared: Arc<Shared>,
     input: BytesMut,
     session: Session,
+    /// Where plugins' pushed lines and news of pending replies arrive.
+    registered: Registered,
+    /// A reply a hook promised: nothing else is answered until it comes.
+    pending: Option<Pending>,
+}
+
+/// A promised reply and the time limit on it.
+struct Pending {
+    call: PendingCall,
+    deadline: Pin<Box<Sleep>>,
 }
 
 impl Connection {
-    pub fn new(stream: impl Into<Transport>, peer: Arc<str>, shared: Arc<Shared>) -> Connection {
-        let session = Session::new(
-            shared.limits.max_line_length,
+    /// `tls_subject`: of the client's certificate, on a TLS connection
+    /// that presented one; plugins learn it with the peer when it connects.
+    pub fn new(
+        stream: impl Into<Transport>,
+        peer: Arc<str>,
+        tls_subject: Option<Arc<str>>,
+        shared: Arc<Shared>,
+    ) -> Connection {
+        let id = shared.next_connection_id();
+        let client = ClientInfo {
+            id,
             peer,
-            shared.next_connection_id(),
-        );
+            tls_subject,
+        };
+        let registered = shared.registry.open(id);
+        let session = Session::new(shared.limits.max_line_length, client, &shared.dispatch);
         Connection {
             stream: stream.into(),
             shared,
             input: BytesMut::new(),
             session,
+            registered,
+            pending: None,
         }
     }
 
     pub fn id(&self) -> u64 {
-        self.session.id
+        self.session.client.id
     }
 
-    /// The session, for what the accepting side learned (a TLS subject).
-    pub fn session_mut(&mut self) -> &mut Session {
-        &mut self.session
+    /// The subject of the client's TLS certificate, if it presented one.
+    pub fn tls_subject(&self) -> Option<&Arc<str>> {
+        self.session.client.tls_subject.as_ref()
     }
 
     /// Serves the connection until it ends, or `shutdown` is cancelled
     /// between two batches of requests.
     pub async fn run(mut self, shutdown: CancellationToken) -> io::Result<End> {
-        let end = self.serve(shutdown).await?;
+        let served = self.serve(shutdown).await;
+        let Connection {
+            mut stream,
+            session,
+            registered,
+            ..
+        } = self;
+        // However the connection ended: no more pushes, and every plugin
+        // hears that it closed.
+        drop(registered);
+        drop(session);
+        let end = served?;
         if end != End::ClientClosed {
-            linger(&mut self.stream).await;
+            // Boxed, as the slow write in `flush`.
+            Box::pin(linger(&mut stream)).await;
         }
         Ok(end)
     }
@@ -99,6 +139,8 @@ impl Connection {
         // would register a timer and a shutdown waiter (each behind a lock
         // shared by all connections) for every line.
         let mut stopping = pin!(shutdown.cancelled());
+        let inbox = Arc::clone(&self.registered.inbox);
+        let mut arrived = pin!(inbox.arrived());
         let mut idle = IdleClock::new(self.shared.limits.idle_timeout);
         let end = loop {
             if let Some(end) = self.answer_batch(&mut idle).await? {
@@ -110,7 +152,10 @@ impl Connection {
                 // waiting client stays small.
                 self.input = BytesMut::new();
             }
-            if let Some(end) = self.wait(stopping.as_mut(), &mut idle).await? {
+            if let Some(end) = self
+                .wait(stopping.as_mut(), arrived.as_mut(), &inbox, &mut idle)
+                .await?
+            {
                 break end;
             }
         };
@@ -122,7 +167,9 @@ impl Connection {
     /// one of them closes the connection.
     async fn answer_batch(&mut self, idle: &mut IdleClock) -> io::Result<Option<End>> {
         let mut answered = false;
-        while let Some(frame) = self.session.decoder.decode(&mut self.input)? {
+        while self.pending.is_none()
+            && let Some(frame) = self.session.decoder.decode(&mut self.input)?
+        {
             answered = true;
             if self.answer(frame).await {
                 return Ok(Some(End::Closed));
@@ -141,9 +188,11 @@ impl Connection {
 
     /// Waits until more input has been read, or for what ends the
     /// connection.
-    async fn wait(
+    async fn wait<'n>(
         &mut self,
         stopping: Pin<&mut WaitForCancellationFuture<'_>>,
+        mut arrived: Pin<&mut Notified<'n>>,
+        inbox: &'n Inbox,
         idle: &mut IdleClock,
     ) -> io::Result<Option<End>> {
         // Checked before waiting as well as raced below: a client that
@@ -152,14 +201,18 @@ impl Connection {
         if self.shared.is_stopping() {
             return Ok(Some(End::Shutdown));
         }
-        if idle.expired() {
+        if inbox.has_news() {
+            return Ok(self.take_news(inbox));
+        }
+        if self.pending.is_none() && idle.expired() {
             return Ok(Some(End::Idle));
         }
+        let reading = self.pending.is_none();
         // Readability first: on the hot path it is the branch that is
         // ready, and the others are then not polled at all.
         tokio::select! {
             biased;
-            read = self.stream.read_into(&mut self.input, READ_CHUNK) => {
+            read = self.stream.read_into(&mut self.input, READ_CHUNK), if reading => {
                 match read {
                     Ok(0) => Ok(Some(End::ClientClosed)),
                     Ok(_) => Ok(None),
@@ -168,7 +221,14 @@ impl Connection {
                 }
             }
             () = stopping => Ok(Some(End::Shutdown)),
-            () = idle.fired() => {
+            () = arrived.as_mut() => {
+                // Re-armed at once, before the news is taken in, so
+                // that nothing arriving meanwhile goes unnoticed.
+                arrived.set(inbox.arrived());
+                Ok(self.take_news(inbox))
+            }
+            () = pending_deadline(&mut self.pending) => Ok(self.pending_timed_out()),
+            () = idle.fired(), if reading => {
                 // The timer is set lazily: it fires at the deadline of an
                 // earlier line, and is moved on if lines came since.
                 if idle.expired() {
@@ -179,6 +239,50 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Takes in what arrived in the inbox: pushed lines go out after the
+    /// replies already waiting, and a pending reply that came is answered.
+    fn take_news(&mut self, inbox: &Inbox) -> Option<End> {
+        if inbox.take_pushed(&mut self.session.out) {
+            warn!(
+                connection = self.id(),
+                "closing connection: the client does not read its pushed lines"
+            );
+            return Some(End::PushOverflow);
+        }
+        if inbox.take_wake()
+            && let Some(pending) = self.pending.take()
+        {
+            let mut call = pending.call;
+            // The reply goes after whatever was written since the call.
+            call.start = self.session.out.len();
+            match call.reply.take(&mut self.session.out) {
+                RNone => self.pending = Some(Pending { call, ..pending }),
+                RSome(result) => {
+                    let result = call.dispatcher.outcome(call.route, result);
+                    if let Action::Close = self.session.after_pending(call, result) {
+                        return Some(End::Closed);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Answers in place of a pending reply that did not come in time.
+    fn pending_timed_out(&mut self) -> Option<End> {
+        let pending = self.pending.take()?;
+        let call = pending.call;
+        let (plugin, hook) = call.dispatcher.names(call.route);
+        warn!(
+            connection = self.id(),
+            plugin = %plugin,
+            hook = %hook,
+            "pending reply timed out"
+        );
+        Reply::PluginTimedOut { plugin }.write_to(&mut self.session.out);
+        None
     }
 
     /// Sends what the way the connection ended calls for.
@@ -197,6 +301,8 @@ impl Connection {
             }
             .write_to(&mut self.session.out),
             End::Shutdown => Reply::ShuttingDown.write_to(&mut self.session.out),
+            // It does not read: nothing more is sent.
+            End::PushOverflow => return Ok(()),
         }
         self.flush().await
     }
@@ -204,7 +310,9 @@ impl Connection {
     /// Answers one frame; true if the connection must close.
     async fn answer(&mut self, frame: crate::framing::Frame) -> bool {
         let mut action = self.session.respond(frame, &self.shared.dispatch);
-        if let Action::Blocking {
+        // A hook on a blocking thread may decline the line, and the next
+        // hook may run on a blocking thread too.
+        while let Action::Blocking {
             dispatcher,
             route,
             line,
@@ -221,6 +329,16 @@ impl Connection {
                 self.shared.limits.max_abandoned_calls,
             ))
             .await;
+        }
+        if let Action::Pending(call) = action {
+            let limit = call.dispatcher.plugins()[call.dispatcher.route(call.route).plugin]
+                .limits
+                .timeout;
+            self.pending = Some(Pending {
+                call,
+                deadline: Box::pin(tokio::time::sleep(limit)),
+            });
+            return false;
         }
         matches!(action, Action::Close)
     }
@@ -249,7 +367,9 @@ impl Connection {
             .idle_timeout
             .unwrap_or(DEFAULT_WRITE_TIMEOUT);
         let rest = &self.session.out.as_bytes()[written..];
-        match tokio::time::timeout(limit, self.stream.write_out(rest)).await {
+        // Boxed: this slow path's timer and write would otherwise take room
+        // in every connection's future, idle ones included.
+        match Box::pin(tokio::time::timeout(limit, self.stream.write_out(rest))).await {
             Ok(result) => {
                 self.session.out.clear();
                 result
@@ -327,5 +447,13 @@ impl IdleClock {
             Some(timer) => timer.as_mut().await,
             None => std::future::pending().await,
         }
+    }
+}
+
+/// Completes when the pending reply's time is up; never without one.
+async fn pending_deadline(pending: &mut Option<Pending>) {
+    match pending {
+        Some(pending) => pending.deadline.as_mut().await,
+        None => std::future::pending().await,
     }
 }

@@ -10,8 +10,10 @@
 //! winning hook's own regex then runs, and only if the handler needs
 //! capture groups.
 
+use std::sync::Arc;
+
 use abi_stable::std_types::{RResult, RStr, RString};
-use plugin_api::abi::{HookFailure, Outcome, RequestFfi, Span};
+use plugin_api::abi::{ClientFfi, GroupName, HookFailure, Outcome, RequestFfi, Span, StatePtr};
 use regex_automata::meta;
 use regex_automata::{Input, MatchKind};
 use regex_syntax::hir::Hir;
@@ -42,7 +44,8 @@ pub struct TableError {
 /// The table of hooks the host serves; immutable once built, shared by
 /// every connection behind an `Arc`.
 pub struct Dispatcher {
-    plugins: Vec<LoadedPlugin>,
+    /// Shared, so that a reload can keep an unchanged plugin's instance.
+    plugins: Vec<Arc<LoadedPlugin>>,
     routes: Vec<Route>,
     /// Every route's pattern, in dispatch order.
     all: meta::Regex,
@@ -60,6 +63,8 @@ pub struct Route {
     captures: meta::Regex,
     /// Capture groups including group 0.
     groups: usize,
+    /// The pattern's named groups, as plugins look them up.
+    names: GroupNames,
     /// Where its calls run: learned, unless declared blocking.
     pub placement: Placement,
     /// Why the hook no longer runs, if it crashed the server too often.
@@ -87,6 +92,12 @@ pub enum CallError {
 impl Dispatcher {
     /// Builds the table from plugins loaded in config order.
     pub fn new(plugins: Vec<LoadedPlugin>) -> Result<Dispatcher, TableError> {
+        Dispatcher::from_shared(plugins.into_iter().map(Arc::new).collect())
+    }
+
+    /// Builds the table from plugins, some of which another table may
+    /// hold as well.
+    pub fn from_shared(plugins: Vec<Arc<LoadedPlugin>>) -> Result<Dispatcher, TableError> {
         let mut routes = Vec::new();
         let mut patterns: Vec<&Hir> = Vec::new();
         let mut control_routes = Vec::new();
@@ -105,6 +116,7 @@ impl Dispatcher {
                     hook: h,
                     captures: hook.pattern.captures.clone(),
                     groups: hook.pattern.groups(),
+                    names: GroupNames::of(&hook.pattern.captures),
                     placement: Placement::new(hook.blocking),
                     disabled: None,
                 });
@@ -138,7 +150,7 @@ impl Dispatcher {
         })
     }
 
-    pub fn plugins(&self) -> &[LoadedPlugin] {
+    pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {
         &self.plugins
     }
 
@@ -206,15 +218,32 @@ impl Dispatcher {
         }
     }
 
-    /// Calls route `index` with `line`, appending its reply to `out`.
-    /// `spans` is scratch space for the capture groups, reused across calls.
+    /// The first hook after route `after` whose pattern matches the whole
+    /// of `line`: where a line goes when a hook declined it. Each later
+    /// pattern runs on its own, which only lines that were declined pay.
+    pub fn target_after(&self, after: usize, line: &str) -> Target {
+        let control = has_control_characters(line);
+        let next = (after + 1..self.routes.len()).find(|&i| {
+            (!control || self.control_routes.contains(&i))
+                && self.routes[i].captures.is_match(Input::new(line))
+        });
+        match next {
+            Some(i) => Target::Hook(i),
+            None if control => Target::ControlCharacters,
+            None => Target::NotFound,
+        }
+    }
+
+    /// Calls route `index` with `line` and the connection's `state` in the
+    /// route's plugin, appending its reply to `out`. `spans` is scratch
+    /// space for the capture groups, reused across calls.
     pub fn call(
         &self,
         index: usize,
         line: &str,
         spans: &mut Vec<Span>,
-        peer: &str,
-        connection_id: u64,
+        client: ClientFfi<'_>,
+        state: &mut StatePtr,
         out: &mut RString,
     ) -> Result<Outcome, CallError> {
         let route = &self.routes[index];
@@ -238,20 +267,70 @@ impl Dispatcher {
         let request = RequestFfi {
             line: RStr::from_str(line),
             groups: spans.as_slice().into(),
-            peer: RStr::from_str(peer),
-            connection_id,
+            names: route.names.as_slice().into(),
+            client,
         };
         let plugin = &self.plugins[route.plugin];
-        match plugin.object.call(route.hook, &request, out) {
+        self.outcome(index, plugin.object.call(route.hook, &request, state, out))
+    }
+
+    /// A hook's result, from a call or from a pending reply, as the host
+    /// reports it.
+    pub fn outcome(
+        &self,
+        index: usize,
+        result: RResult<Outcome, HookFailure>,
+    ) -> Result<Outcome, CallError> {
+        match result {
             RResult::ROk(outcome) => Ok(outcome),
             RResult::RErr(HookFailure::Error(message)) => {
                 Err(CallError::Failed(message.into_string()))
             }
             RResult::RErr(HookFailure::Panic(message)) => Err(CallError::Panicked {
-                plugin: plugin.name.clone(),
+                plugin: self.plugins[self.routes[index].plugin].name.clone(),
                 message: message.into_string(),
             }),
         }
+    }
+}
+
+/// The named capture groups of one pattern, in the form requests carry
+/// them: the names live as long as the table.
+struct GroupNames {
+    /// Owns the text `table` points into; boxed, so it does not move.
+    _names: Vec<Box<str>>,
+    table: Vec<GroupName<'static>>,
+}
+
+impl GroupNames {
+    fn of(regex: &meta::Regex) -> GroupNames {
+        let names: Vec<(Box<str>, usize)> = regex
+            .group_info()
+            .pattern_names(regex_automata::PatternID::ZERO)
+            .enumerate()
+            .filter_map(|(i, n)| n.map(|n| (Box::from(n), i)))
+            .collect();
+        let table = names
+            .iter()
+            .map(|(name, index)| {
+                // SAFETY: the text is owned by `_names` beside this table,
+                // on the heap, and neither is changed or dropped before the
+                // other; `as_slice` hands it out for no longer than `self`.
+                let name: &'static str = unsafe { &*(&**name as *const str) };
+                GroupName {
+                    name: RStr::from_str(name),
+                    index: *index,
+                }
+            })
+            .collect();
+        GroupNames {
+            _names: names.into_iter().map(|(n, _)| n).collect(),
+            table,
+        }
+    }
+
+    fn as_slice(&self) -> &[GroupName<'_>] {
+        &self.table
     }
 }
 

@@ -15,6 +15,8 @@ use host::plugins::{self, RuntimeDir};
 use host::serving::{self, Handover};
 use host::supervisor::Supervisor;
 
+mod new_plugin;
+
 /// A TCP line-protocol server whose commands are served by plugins.
 ///
 /// Each request line goes to the first hook, in the order the plugins are
@@ -24,10 +26,14 @@ use host::supervisor::Supervisor;
 #[command(
     name = "linehost",
     version,
+    args_conflicts_with_subcommands = true,
     after_help = "Logging: RUST_LOG (e.g. RUST_LOG=debug) or --log-level.\n\
 Exit status: 0 after a clean stop or a good --check; 1 if the config or a plugin is bad."
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Port to listen on [default: the port of `listen` in the config, else 1991].
     port: Option<u16>,
 
@@ -69,6 +75,22 @@ struct Cli {
     start_only: bool,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Write a plugin crate, ready to build, with one hook and one setting,
+    /// and print the config lines to add and the commands to run next.
+    NewPlugin {
+        /// The plugin's crate name: letters, digits, `-` and `_`, starting with a letter.
+        name: String,
+        /// Where to write it, a directory that does not exist or is empty [default: ./NAME].
+        dir: Option<PathBuf>,
+        /// Depend on plugin-api from the linehost repository at this git URL,
+        /// rather than by the path of the one this linehost was built from.
+        #[arg(long, value_name = "URL")]
+        git: Option<String>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = match &cli.log_level {
@@ -100,6 +122,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::NewPlugin { name, dir, git }) = cli.command {
+        let source = git.map_or(new_plugin::ApiSource::BuiltFrom, new_plugin::ApiSource::Git);
+        host::say::out(new_plugin::run(&name, dir, source)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     if cli.serve {
         return serving::run(handover(&cli)?);
     }
@@ -170,7 +197,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// `--check`: loads every plugin here, in this process, and prints what
 /// would be served.
 fn check(config: &Config, runtime_dir: &RuntimeDir) -> anyhow::Result<ExitCode> {
-    let report = plugins::load_all(config, runtime_dir);
+    let host = host::host_services::HostServices::detached();
+    let report = plugins::load_all(config, runtime_dir, &host);
     if !plugins::tell(&report.skipped, &report.errors) {
         return Ok(ExitCode::FAILURE);
     }

@@ -384,7 +384,8 @@ async fn accept_loop(
         let token = shutdown.clone();
         let mode = settings.proxy_protocol;
         if mode.is_none() && tls.is_none() {
-            let connection = Connection::new(stream, peer.to_string().into(), Arc::clone(shared));
+            let connection =
+                Connection::new(stream, peer.to_string().into(), None, Arc::clone(shared));
             tracker.spawn(serve(connection, peer, None, thread, token, permit));
             continue;
         }
@@ -407,13 +408,10 @@ async fn accept_loop(
             // A balancer passing TLS through sends its header first, in
             // the clear; the handshake follows it.
             let connection = match &tls {
-                None => Connection::new(stream, client.to_string().into(), shared),
+                None => Connection::new(stream, client.to_string().into(), None, shared),
                 Some(tls) => match tls.handshake(stream).await {
                     Ok((stream, subject)) => {
-                        let mut connection =
-                            Connection::new(stream, client.to_string().into(), shared);
-                        connection.session_mut().tls_subject = subject;
-                        connection
+                        Connection::new(stream, client.to_string().into(), subject, shared)
                     }
                     Err(e) => {
                         let proxy = proxy.map(tracing::field::display);
@@ -430,7 +428,7 @@ async fn accept_loop(
 /// Runs an accepted connection to its end, logging its start and end;
 /// `proxy` is the load balancer it came through.
 async fn serve(
-    mut connection: Connection,
+    connection: Connection,
     peer: SocketAddr,
     proxy: Option<SocketAddr>,
     thread: usize,
@@ -439,8 +437,7 @@ async fn serve(
 ) {
     let id = connection.id();
     let proxy = proxy.map(tracing::field::display);
-    let subject = connection.session_mut().tls_subject.clone();
-    let subject = subject.as_deref().map(tracing::field::display);
+    let subject = connection.tls_subject().map(tracing::field::display);
     info!(connection = id, %peer, proxy, subject, thread, "connected");
     match connection.run(token).await {
         Ok(end) => info!(connection = id, %peer, ?end, "disconnected"),

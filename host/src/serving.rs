@@ -21,6 +21,8 @@ use tracing::info;
 use crate::call_slots::{self, Region};
 use crate::config::{Config, MAX_CONFIG_BYTES};
 use crate::dispatch::Dispatcher;
+use crate::host_services::HostServices;
+use crate::inbox::Registry;
 use crate::plugins::{self, Prepared, PrivateCopy};
 use crate::server::{self, Listeners, ServerSettings};
 use crate::shared::{Limits, Shared};
@@ -90,7 +92,9 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
             copy: PrivateCopy::inherited(*fd),
         })
         .collect();
-    let report = plugins::start_all(&config, prepared);
+    let registry = Registry::new(config.max_pushed_bytes);
+    let host = HostServices::new(Arc::clone(&registry));
+    let report = plugins::start_all(&config, prepared, &host);
     if !plugins::tell(&report.skipped, &report.errors) {
         return Ok(ExitCode::FAILURE);
     }
@@ -149,6 +153,7 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
         );
         let shared = Shared::new(
             dispatcher,
+            registry,
             Limits {
                 max_line_length: config.max_line_length,
                 idle_timeout: config.idle_timeout,

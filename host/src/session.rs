@@ -6,14 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use abi_stable::std_types::RString;
+use abi_stable::std_types::{RSome, RStr, RString};
 use bytes::BytesMut;
-use plugin_api::abi::{Outcome, Span};
+use plugin_api::abi::{ClientFfi, Outcome, PendingBox, Span};
 use tracing::{debug, warn};
 
 use crate::call_slots;
 use crate::dispatch::{CallError, Dispatcher, Target};
 use crate::framing::{Frame, LineDecoder};
+use crate::outgoing::frame_reply;
+use crate::plugin_states::PluginStates;
 use crate::reply::Reply;
 
 /// Panics are logged at most once a second: a client that keeps
@@ -73,6 +75,44 @@ pub enum Action {
         route: usize,
         line: BytesMut,
     },
+    /// The hook answers later: wait for `reply` before answering anything
+    /// else on this connection.
+    Pending(PendingCall),
+}
+
+/// A reply a hook promised, and what the connection needs to wait for it.
+pub struct PendingCall {
+    pub dispatcher: Arc<Dispatcher>,
+    pub route: usize,
+    pub reply: PendingBox,
+    /// Where the reply starts in the output buffer, once it came.
+    pub start: usize,
+}
+
+/// Where a request goes after a hook's call.
+enum Next {
+    Done(Action),
+    /// The hook declined the line: dispatch goes on from here.
+    Declined(Target),
+}
+
+/// The connection as plugins see it.
+#[derive(Clone)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub peer: Arc<str>,
+    /// The subject of the client's TLS certificate, if it presented one.
+    pub tls_subject: Option<Arc<str>>,
+}
+
+impl ClientInfo {
+    pub fn ffi(&self) -> ClientFfi<'_> {
+        ClientFfi {
+            id: self.id,
+            peer: RStr::from_str(&self.peer),
+            tls_subject: RStr::from_str(self.tls_subject.as_deref().unwrap_or("")),
+        }
+    }
 }
 
 /// One connection's protocol state and reply buffer.
@@ -83,27 +123,30 @@ pub struct Session {
     pub out: RString,
     /// Capture-group scratch space, reused from request to request.
     pub spans: Vec<Span>,
-    pub peer: Arc<str>,
-    /// The subject of the client's TLS certificate (RFC 4514, control
-    /// characters escaped), on a TLS connection that presented one.
-    pub tls_subject: Option<Arc<str>>,
-    pub id: u64,
+    pub client: ClientInfo,
+    /// The connection's state in each plugin of the table it uses.
+    pub states: PluginStates,
 }
 
 impl Session {
-    pub fn new(max_line_length: usize, peer: Arc<str>, id: u64) -> Session {
+    /// Opens a session, telling every plugin of the current table.
+    pub fn new(
+        max_line_length: usize,
+        client: ClientInfo,
+        dispatch: &arc_swap::ArcSwap<Dispatcher>,
+    ) -> Session {
+        let states = PluginStates::connect(dispatch.load_full(), &client.ffi());
         Session {
             decoder: LineDecoder::new(max_line_length),
             out: RString::new(),
             spans: Vec::new(),
-            peer,
-            tls_subject: None,
-            id,
+            client,
+            states,
         }
     }
 
     /// Answers one frame, appending the reply to `out`, unless the hook
-    /// must run where blocking is allowed.
+    /// must run where blocking is allowed or answers later.
     pub fn respond(&mut self, frame: Frame, dispatch: &arc_swap::ArcSwap<Dispatcher>) -> Action {
         let line = match frame {
             Frame::Line(line) => line,
@@ -115,68 +158,155 @@ impl Session {
         let Ok(text) = std::str::from_utf8(&line) else {
             return self.reply(Reply::InvalidUtf8);
         };
-        debug!(connection = self.id, request = text, "request");
+        debug!(connection = self.client.id, request = text, "request");
         if text == "CLOSE" {
             Reply::CloseConfirm.write_to(&mut self.out);
             return Action::Close;
         }
-        let dispatcher = dispatch.load();
-        let route = match dispatcher.target(text) {
-            Target::Hook(route) => route,
-            Target::NotFound => return self.reply(Reply::NotFound),
-            Target::ControlCharacters => return self.reply(Reply::ControlCharacters),
-        };
-        let target = dispatcher.route(route);
-        if let Some(reason) = &target.disabled {
-            let plugin = &dispatcher.plugins()[target.plugin].name;
-            return self.reply(Reply::PluginDisabled { plugin, reason });
+        let current = dispatch.load();
+        if !Arc::ptr_eq(&current, self.states.table()) {
+            // A reload stored a new table: this line is the first to use it.
+            self.states
+                .follow(arc_swap::Guard::into_inner(current), &self.client.ffi());
         }
-        if !target.placement.inline() {
-            return Action::Blocking {
-                dispatcher: arc_swap::Guard::into_inner(dispatcher),
-                route,
-                line,
+        let target = self.states.table().target(text);
+        self.dispatch(target, line)
+    }
+
+    /// Runs `line` through the table from `target` on, until a hook
+    /// answers it or must run elsewhere.
+    pub fn dispatch(&mut self, mut target: Target, line: BytesMut) -> Action {
+        loop {
+            let route = match target {
+                Target::Hook(route) => route,
+                Target::NotFound => return self.reply(Reply::NotFound),
+                Target::ControlCharacters => return self.reply(Reply::ControlCharacters),
             };
+            // The table is borrowed, never cloned, on this path: its
+            // reference count is shared by every connection on every thread.
+            let table = self.states.table();
+            let hook = table.route(route);
+            let plugin = hook.plugin;
+            if let Some(reason) = &hook.disabled {
+                let plugin = &table.plugins()[plugin].name;
+                Reply::PluginDisabled { plugin, reason }.write_to(&mut self.out);
+                return Action::Continue;
+            }
+            if !hook.placement.inline() {
+                return Action::Blocking {
+                    dispatcher: Arc::clone(table),
+                    route,
+                    line,
+                };
+            }
+            let Ok(text) = std::str::from_utf8(&line) else {
+                return self.reply(Reply::InvalidUtf8);
+            };
+            let start = self.out.len();
+            let result = {
+                // No clock is read: the watchdog sees a call that stalls
+                // the thread and sends the hook to blocking threads.
+                let _mark = call_slots::enter(route, None);
+                let client = self.client.ffi();
+                let (table, state) = self.states.split(plugin, &client);
+                table.call(route, text, &mut self.spans, client, state, &mut self.out)
+            };
+            match self.after_call(route, text, start, result) {
+                Next::Done(action) => return action,
+                Next::Declined(next) => target = next,
+            }
         }
-        self.call_inline(&dispatcher, route, text)
     }
 
-    /// Runs a hook that has earned its place on this thread. No clock is
-    /// read: the watchdog sees a call that stalls the thread and sends the
-    /// hook to blocking threads.
-    fn call_inline(&mut self, dispatcher: &Dispatcher, route: usize, text: &str) -> Action {
-        let _mark = call_slots::enter(route, None);
-        self.call(dispatcher, route, text)
+    /// Carries on with a request after its hook ran on a blocking thread,
+    /// its reply lines appended to `out` from `start`.
+    pub fn after_blocking(
+        &mut self,
+        route: usize,
+        line: BytesMut,
+        start: usize,
+        result: Result<Outcome, CallError>,
+    ) -> Action {
+        let text = std::str::from_utf8(&line).unwrap_or_default();
+        match self.after_call(route, text, start, result) {
+            Next::Done(action) => action,
+            Next::Declined(next) => self.dispatch(next, line),
+        }
     }
 
-    fn call(&mut self, dispatcher: &Dispatcher, route: usize, text: &str) -> Action {
-        let result = dispatcher.call(
-            route,
-            text,
-            &mut self.spans,
-            &self.peer,
-            self.id,
-            &mut self.out,
-        );
-        self.finish_call(result)
+    /// Finishes a pending reply once the plugin gave it.
+    pub fn after_pending(
+        &mut self,
+        call: PendingCall,
+        result: Result<Outcome, CallError>,
+    ) -> Action {
+        match self.after_call(call.route, "", call.start, result) {
+            Next::Done(Action::Pending(again)) => {
+                // A pending reply cannot itself be pending; answer it as sent.
+                drop(again);
+                frame_reply(&mut self.out, call.start);
+                Action::Continue
+            }
+            Next::Done(action) => action,
+            // Too late to pass a line on once its reply was promised.
+            Next::Declined(_) => {
+                frame_reply(&mut self.out, call.start);
+                Action::Continue
+            }
+        }
     }
 
-    /// Turns a hook's result into the connection's next step, writing the
-    /// error line if it failed.
-    pub fn finish_call(&mut self, result: Result<Outcome, CallError>) -> Action {
+    /// What follows a call of route `route` of the session's table.
+    fn after_call(
+        &mut self,
+        route: usize,
+        text: &str,
+        start: usize,
+        result: Result<Outcome, CallError>,
+    ) -> Next {
         match result {
-            Ok(outcome) if outcome.close => Action::Close,
-            Ok(_) => Action::Continue,
-            Err(CallError::Failed(message)) => self.reply(Reply::HookError { message: &message }),
-            Err(CallError::Panicked { plugin, message }) => {
+            Ok(outcome) if outcome.decline => {
+                self.out.drain(start..);
+                Next::Declined(self.states.table().target_after(route, text))
+            }
+            Ok(Outcome {
+                later: RSome(reply),
+                ..
+            }) => Next::Done(Action::Pending(PendingCall {
+                dispatcher: Arc::clone(self.states.table()),
+                route,
+                reply,
+                start,
+            })),
+            Ok(outcome) => {
+                frame_reply(&mut self.out, start);
+                Next::Done(if outcome.close {
+                    Action::Close
+                } else {
+                    Action::Continue
+                })
+            }
+            Err(error) => {
+                self.out.drain(start..);
+                Next::Done(self.failed(error))
+            }
+        }
+    }
+
+    /// Writes the error line of a failed hook.
+    fn failed(&mut self, error: CallError) -> Action {
+        let id = self.client.id;
+        match error {
+            CallError::Failed(message) => self.reply(Reply::HookError { message: &message }),
+            CallError::Panicked { plugin, message } => {
                 match PANIC_LOG.admit() {
-                    Some(0) => warn!(connection = self.id, plugin, "hook panicked: {message}"),
+                    Some(0) => warn!(connection = id, plugin, "hook panicked: {message}"),
                     Some(more) => warn!(
-                        connection = self.id,
+                        connection = id,
                         plugin,
                         "hook panicked: {message} ({more} more panics not logged in the last second)"
                     ),
-                    None => debug!(connection = self.id, plugin, "hook panicked: {message}"),
+                    None => debug!(connection = id, plugin, "hook panicked: {message}"),
                 }
                 self.reply(Reply::PluginFailed {
                     plugin: &plugin,
@@ -190,6 +320,14 @@ impl Session {
     pub fn reply(&mut self, reply: Reply<'_>) -> Action {
         reply.write_to(&mut self.out);
         Action::Continue
+    }
+}
+
+impl Drop for Session {
+    /// However the connection ended, every plugin hears of it and gets its
+    /// state back.
+    fn drop(&mut self) {
+        self.states.disconnect(&self.client.ffi());
     }
 }
 

@@ -7,14 +7,16 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::dispatch::Dispatcher;
+use crate::inbox::Registry;
 
 /// What every connection reads; cheap to reach from any task.
 pub struct Shared {
     /// The dispatch table. Connections load it for each request rather
     /// than keeping their own `Arc`, so that a table stored here later (a
     /// reload) reaches every connection without touching any of them.
-    /// Nothing stores a new one yet.
     pub dispatch: ArcSwap<Dispatcher>,
+    /// Every open connection's inbox, for plugins' pushes.
+    pub registry: Arc<Registry>,
     pub limits: Limits,
     next_connection_id: AtomicU64,
     /// Set when the host starts stopping; read by busy connections, for
@@ -33,9 +35,10 @@ pub struct Limits {
 }
 
 impl Shared {
-    pub fn new(dispatcher: Dispatcher, limits: Limits) -> Arc<Shared> {
+    pub fn new(dispatcher: Dispatcher, registry: Arc<Registry>, limits: Limits) -> Arc<Shared> {
         Arc::new(Shared {
             dispatch: ArcSwap::from_pointee(dispatcher),
+            registry,
             limits,
             next_connection_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),

@@ -131,13 +131,19 @@ fn copy_crate(from: &Path, to: &Path) {
 
 #[test]
 fn a_plugin_built_against_another_plugin_api_says_both_versions_in_one_line() {
-    // What a plugin author gets who builds against a newer plugin-api: the
-    // real plugin-api and hello, as a workspace of version 0.2.0.
+    // What the author of a plugin built against plugin-api 0.1 gets: the
+    // real plugin-api, as version 0.1.0, and hello built against it. The
+    // version is checked before any layout, so the 0.1 layout is not needed.
     let krate = tempfile::tempdir().unwrap();
     copy_crate(
         &workspace_dir().join("plugin-api"),
         &krate.path().join("plugin-api"),
     );
+    let api_manifest = krate.path().join("plugin-api/Cargo.toml");
+    let ours = format!("version = \"{}\"", plugin_api_version());
+    let text = std::fs::read_to_string(&api_manifest).unwrap();
+    assert!(text.contains(&ours), "{text}");
+    std::fs::write(&api_manifest, text.replace(&ours, "version = \"0.1.0\"")).unwrap();
     copy_crate(
         &workspace_dir().join("plugins/hello"),
         &krate.path().join("hello"),
@@ -161,17 +167,19 @@ fn a_plugin_built_against_another_plugin_api_says_both_versions_in_one_line() {
     let start = HostStart::new();
     std::fs::copy(
         built.join("libhello.so"),
-        start.dir().join("libhello-0.2.so"),
+        start.dir().join("libhello-0.1.so"),
     )
     .unwrap();
-    let out = fails(start.config("[[plugin]]\npath = \"libhello-0.2.so\"\n"));
+    let out = fails(start.config("[[plugin]]\npath = \"libhello-0.1.so\"\n"));
+    let ours = plugin_api_version();
+    let series = ours.rsplit_once('.').unwrap().0;
     assert_eq!(
         out,
-        [
-            "error: plugin `libhello-0.2.so` (config line 2): built against plugin-api 0.2.0, but \
-          this host needs plugin-api 0.1.x (it has 0.1.0); rebuild the plugin against the host's \
-          plugin-api"
-        ]
+        [format!(
+            "error: plugin `libhello-0.1.so` (config line 2): built against plugin-api 0.1.0, but \
+             this host needs plugin-api {series}.x (it has {ours}); rebuild the plugin against \
+             the host's plugin-api"
+        )]
     );
     // The same host loads the same plugin built against its own plugin-api.
     build_workspace();
@@ -181,4 +189,11 @@ fn a_plugin_built_against_another_plugin_api_says_both_versions_in_one_line() {
         .run();
     assert!(ok.status.success(), "{}", ok.stderr);
     assert!(plugin_path("hello").exists());
+}
+
+/// The version of the workspace's plugin-api, from its manifest.
+fn plugin_api_version() -> String {
+    let text = std::fs::read_to_string(workspace_dir().join("plugin-api/Cargo.toml")).unwrap();
+    let manifest: toml::Table = toml::from_str(&text).unwrap();
+    manifest["package"]["version"].as_str().unwrap().to_owned()
 }

@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use test_support::tls::{CLIENT_SUBJECT, Pki, TlsConn};
 use test_support::{Conn, HostProcess, HostStart, WAIT, plugin_entry, wait_until};
 
+/// hello, and testkit, whose `WHO` says what plugins learn of the client.
 fn config(pki: &Pki, tls_extra: &str) -> String {
     format!(
-        "server_name = \"tlstest\"\n{}{}",
+        "server_name = \"tlstest\"\n{}{}{}",
         plugin_entry("hello"),
+        plugin_entry("testkit"),
         pki.tls_table(tls_extra)
     )
 }
@@ -80,11 +82,26 @@ fn a_tls_client_is_served_beside_plain_ones() {
 }
 
 #[test]
-fn a_required_client_certificate_is_accepted_and_its_subject_logged() {
+fn a_required_client_certificate_is_accepted_and_its_subject_logged_and_told_plugins() {
     let pki = Pki::new();
     let host = host(&pki, &format!("client_ca = {:?}\n", pki.ca_cert()));
     assert_served(&host, &pki, Some(pki.client_cert()));
     wait_for_log(&host, &format!("subject={CLIENT_SUBJECT} "));
+    let mut conn = TlsConn::connect(host.tls_addr(), &pki.ca_cert(), Some(pki.client_cert()))
+        .expect("handshake");
+    conn.line().expect("greeting");
+    let who = conn.ask("WHO").expect("reply");
+    assert!(who.starts_with("MSG peer=127.0.0.1:"), "{who}");
+    assert!(
+        who.ends_with(&format!(" subject={CLIENT_SUBJECT}")),
+        "{who}"
+    );
+    // Without a client certificate, plugins learn of none.
+    let host = self::host(&pki, "");
+    let mut conn = TlsConn::connect(host.tls_addr(), &pki.ca_cert(), None).expect("handshake");
+    conn.line().expect("greeting");
+    let who = conn.ask("WHO").expect("reply");
+    assert!(!who.contains("subject="), "{who}");
 }
 
 /// Connects without a usable client certificate where one is required:

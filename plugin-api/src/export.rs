@@ -1,43 +1,53 @@
 //! The glue behind [`export_plugin!`](crate::export_plugin): the root module
 //! and the `extern "C"` entry points, generic over the plugin type.
 
+use std::mem::ManuallyDrop;
+
 use abi_stable::library::{
     __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
 };
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RErr, ROk, RResult, RStr, RString, RVec};
+use abi_stable::std_types::{RErr, RNone, ROk, RResult, RSome, RStr, RString, RVec};
 
 use crate::abi::{
-    HookFailure, HookSpec, HostInfo, Outcome, PluginBox, PluginObject, PluginObject_TO, PluginRoot,
-    PluginRoot_Ref, RequestFfi,
+    ClientFfi, HookFailure, HookSpec, HostInfo, Outcome, PendingReply_TO, PluginBox, PluginObject,
+    PluginObject_TO, PluginRoot, PluginRoot_Ref, RequestFfi, StatePtr,
 };
-use std::mem::ManuallyDrop;
-
+use crate::later::Pending;
 use crate::panic::{catch, drop_quietly};
-use crate::{Hook, Host, Plugin, Reply, Request};
+use crate::{Client, Hook, Host, Plugin, Pusher, Reply, Request};
 
 /// The symbol name under which a library exports its [`LibHeader`]; this is
 /// what [`export_plugin!`](crate::export_plugin) uses.
 pub const ROOT_MODULE_EXPORT_NAME: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 
+/// A plugin type together with the name and version it is exported under;
+/// [`export_plugin!`](crate::export_plugin) implements it.
+#[doc(hidden)]
+pub trait Export: 'static {
+    type Plugin: Plugin;
+    const NAME: &'static str;
+    const VERSION: &'static str;
+}
+
 /// The header [`export_plugin!`](crate::export_plugin) places in a plugin library.
 #[doc(hidden)]
-pub const fn lib_header<P: Plugin>() -> LibHeader {
+pub const fn lib_header<E: Export>() -> LibHeader {
     // SAFETY: the constructor returns a `PluginRoot_Ref`, the module type
     // named here, and the layout is checked by the loader (`Yes`).
-    unsafe { LibHeader::from_constructor::<PluginRoot_Ref>(load_root::<P>, CheckTypeLayout::Yes) }
+    unsafe { LibHeader::from_constructor::<PluginRoot_Ref>(load_root::<E>, CheckTypeLayout::Yes) }
 }
 
-extern "C" fn load_root<P: Plugin>() -> RootModuleResult {
-    __call_root_module_loader(root_module::<P>)
+extern "C" fn load_root<E: Export>() -> RootModuleResult {
+    __call_root_module_loader(root_module::<E>)
 }
 
-fn root_module<P: Plugin>() -> PluginRoot_Ref {
+fn root_module<E: Export>() -> PluginRoot_Ref {
     PluginRoot {
-        name: RStr::from_str(P::NAME),
-        version: RStr::from_str(P::VERSION),
-        init: init::<P>,
+        name: RStr::from_str(E::NAME),
+        version: RStr::from_str(E::VERSION),
+        init: init::<E::Plugin>,
     }
     .leak_into_prefix()
 }
@@ -55,15 +65,16 @@ extern "C" fn init<P: Plugin>(
     settings: RStr<'_>,
     host: &HostInfo<'_>,
 ) -> RResult<PluginBox, RString> {
-    let host = Host {
-        server_name: host.server_name.as_str().to_owned(),
-        host_version: host.host_version.as_str().to_owned(),
-    };
     let built = catch(|| -> Result<Adapter<P>, String> {
+        let host = Host {
+            server_name: host.server_name.as_str().to_owned(),
+            host_version: host.host_version.as_str().to_owned(),
+            pusher: Pusher::new(host.host.clone()),
+        };
         let settings: P::Settings = toml::from_str(settings.as_str())
             .map_err(|e| format!("invalid settings: {}", e.message()))?;
         let plugin = P::new(settings, &host)?;
-        Ok(Adapter::new(plugin))
+        Ok(Adapter::new(plugin, host.pusher))
     });
     match built {
         Ok(Ok(adapter)) => ROk(PluginObject_TO::from_value(adapter, TD_Opaque)),
@@ -78,14 +89,12 @@ struct Adapter<P: Plugin> {
     /// through an `extern "C"` vtable entry, where unwinding would abort.
     inner: ManuallyDrop<Inner<P>>,
     specs: RVec<HookSpec>,
-    /// Capture-group names of each hook, resolved once here so that
-    /// handlers can look groups up by name without the host's help.
-    names: Vec<Vec<(String, usize)>>,
 }
 
 struct Inner<P: Plugin> {
     plugin: P,
     hooks: Vec<Hook<P>>,
+    pusher: Pusher,
 }
 
 impl<P: Plugin> Drop for Adapter<P> {
@@ -97,32 +106,24 @@ impl<P: Plugin> Drop for Adapter<P> {
 }
 
 impl<P: Plugin> Adapter<P> {
-    fn new(plugin: P) -> Self {
+    fn new(plugin: P, pusher: Pusher) -> Self {
         let hooks = plugin.hooks();
         let specs = hooks
             .iter()
             .map(|h| HookSpec {
                 pattern: h.pattern.as_str().into(),
                 blocking: h.blocking,
-            })
-            .collect();
-        // An invalid pattern simply yields no names here: the host compiles
-        // every pattern itself and refuses the plugin with a clear error.
-        let names = hooks
-            .iter()
-            .map(|h| match regex::Regex::new(&h.pattern) {
-                Ok(re) => re
-                    .capture_names()
-                    .enumerate()
-                    .filter_map(|(i, n)| n.map(|n| (n.to_owned(), i)))
-                    .collect(),
-                Err(_) => Vec::new(),
+                usage: h.usage.as_str().into(),
+                description: h.description.as_str().into(),
             })
             .collect();
         Adapter {
-            inner: ManuallyDrop::new(Inner { plugin, hooks }),
+            inner: ManuallyDrop::new(Inner {
+                plugin,
+                hooks,
+                pusher,
+            }),
             specs,
-            names,
         }
     }
 }
@@ -132,29 +133,65 @@ impl<P: Plugin> PluginObject for Adapter<P> {
         self.specs.clone()
     }
 
+    fn connect(&self, client: &ClientFfi<'_>) -> StatePtr {
+        // A panic here leaves the connection with the default state: the
+        // plugin's hooks still get a state to work with.
+        let state = catch(|| self.inner.plugin.connected(&Client::new(client)))
+            .unwrap_or_else(|_| P::State::default());
+        StatePtr(Box::into_raw(Box::new(state)).cast())
+    }
+
+    fn disconnect(&self, client: &ClientFfi<'_>, state: StatePtr) {
+        // SAFETY: `state` was made by `connect` of this plugin, as a
+        // `Box<P::State>`, and the host gives it back exactly once.
+        let state = unsafe { Box::from_raw(state.0.cast::<P::State>()) };
+        if catch(|| self.inner.plugin.disconnected(&Client::new(client), *state)).is_err() {
+            // The panic is the plugin's to report; the connection is gone.
+        }
+    }
+
     fn call(
         &self,
         hook: usize,
         request: &RequestFfi<'_>,
+        state: &mut StatePtr,
         out: &mut RString,
     ) -> RResult<Outcome, HookFailure> {
-        let (Some(h), Some(names)) = (self.inner.hooks.get(hook), self.names.get(hook)) else {
+        let Some(h) = self.inner.hooks.get(hook) else {
             return RErr(HookFailure::Error(format!("no hook number {hook}").into()));
         };
+        // SAFETY: as in `disconnect`; the host hands the state to one call
+        // at a time, so this is the only reference to it.
+        let state = unsafe { &mut *state.0.cast::<P::State>() };
         let start = out.len();
         // The error is turned into text inside the guard: its `Display`
         // and `Drop` are plugin code too.
         let result = catch(|| {
-            let mut reply = Reply::new(out);
-            let req = Request::new(request, names);
-            (h.handler)(&self.inner.plugin, &req, &mut reply)
-                .map(|()| reply.wants_close())
-                .map_err(|e| e.to_string())
+            let mut reply = Reply::new(out, state, &self.inner.pusher, request.client.id);
+            let req = Request::new(request);
+            match (h.handler)(&self.inner.plugin, &req, &mut reply) {
+                Ok(()) => Ok(reply.finish()),
+                Err(e) => Err(e.to_string()),
+            }
         });
         // A failed handler's partial reply is dropped: the client gets the
         // error line alone.
         match result {
-            Ok(Ok(close)) => ROk(Outcome { close }),
+            Ok(Ok(finished)) if finished.decline => {
+                out.drain(start..);
+                ROk(Outcome {
+                    decline: true,
+                    ..Outcome::default()
+                })
+            }
+            Ok(Ok(finished)) => ROk(Outcome {
+                close: finished.close,
+                decline: false,
+                later: match finished.later {
+                    Some(shared) => RSome(PendingReply_TO::from_value(Pending(shared), TD_Opaque)),
+                    None => RNone,
+                },
+            }),
             Ok(Err(message)) => {
                 out.drain(start..);
                 RErr(HookFailure::Error(message.into()))

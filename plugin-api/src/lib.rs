@@ -13,16 +13,15 @@
 //! pub struct Greeter { name: String }
 //!
 //! impl Plugin for Greeter {
-//!     const NAME: &'static str = "greeter";
-//!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 //!     type Settings = NoSettings;
+//!     type State = ();
 //!
 //!     fn new(_: NoSettings, host: &Host) -> Result<Self, String> {
 //!         Ok(Greeter { name: host.server_name().to_owned() })
 //!     }
 //!
 //!     fn hooks(&self) -> Vec<Hook<Self>> {
-//!         vec![Hook::new(r"GREET (\w+)", Greeter::greet)]
+//!         vec![Hook::new(r"GREET (\w+)", Greeter::greet).usage("GREET <name>")]
 //!     }
 //! }
 //!
@@ -36,36 +35,56 @@
 //! export_plugin!(Greeter);
 //! ```
 //!
+//! What else a plugin can do — per-connection state ([`Plugin::State`]),
+//! connection events ([`Plugin::connected`], [`Plugin::disconnected`]),
+//! pushed lines ([`Pusher`]), replies given later ([`Reply::later`]),
+//! passing a line on ([`Reply::decline`]), replies of several lines — is
+//! shown in `docs/writing-a-plugin.md`.
+//!
 //! # Compatibility
 //!
 //! The host checks, when it loads a library, that the plugin was built
-//! against a compatible `plugin-api`: abi_stable compares the version of this
-//! crate (same major, and same minor while the major is 0) and the full
-//! layout of every type reachable from the root module. A mismatch is
-//! refused with an error instead of undefined behaviour.
+//! against a compatible `plugin-api`: the same minor version while the
+//! major is 0 (a 0.1 plugin is refused by a 0.2 host in one line naming
+//! both), and abi_stable compares the layout of every type reachable from
+//! the root module.
 //!
-//! [`abi::PluginRoot`] is a prefix type: a field appended after its last
-//! field (with a patch-version bump) lets plugins built against the newer
-//! `plugin-api` load in older hosts, which never read it. The reverse does
-//! not hold: abi_stable refuses a library whose root module has fewer
-//! fields than the host expects ("too many fields"). Any other change to a
-//! type in [`abi`] is breaking and needs a new minor version. This was
-//! verified by crossing 0.1.0 builds with a 0.1.1 whose `PluginRoot` had one
-//! more field: a 0.1.0 host served the newer plugin, and a 0.1.1 host
-//! refused the older one (`Error: too many fields`, `Expected: 4`,
-//! `Found: 3`).
+//! Within 0.2, a plugin built against any 0.2.x loads in a host built
+//! against any other 0.2.y. That holds because a 0.2.x release may only:
+//!
+//! - append a field to [`abi::PluginRoot`] after its last field (it is a
+//!   prefix type: the host reads the new field as `None` from an older
+//!   library, and an older host never reads it);
+//! - append a method, with a default body, to [`abi::PluginObject`] or
+//!   [`abi::HostObject`] after its last method (their vtables are prefix
+//!   types too: an older library's object lacks the method, and calling it
+//!   runs the default body);
+//! - add anything to the safe API that does not change a type in [`abi`].
+//!
+//! Any other change to a type in [`abi`] is breaking, and makes 0.3. CI
+//! builds a plugin against a copy of this crate with a field and a method
+//! appended and loads it in the host, and builds the host against that copy
+//! and loads today's plugins (`host/tests/abi_compat.rs`).
 
 pub mod abi;
+mod client;
 mod export;
 mod file_name;
+mod later;
 mod panic;
 mod plugin;
+mod push;
 mod reply;
 mod request;
 
-pub use export::{ROOT_MODULE_EXPORT_NAME, instantiate, lib_header};
+pub use client::Client;
+#[doc(hidden)]
+pub use export::{Export, lib_header};
+pub use export::{ROOT_MODULE_EXPORT_NAME, instantiate};
 pub use file_name::library_file_name;
+pub use later::Later;
 pub use plugin::{Hook, HookResult, Host, NoSettings, Plugin};
+pub use push::{PushError, Pusher};
 pub use reply::Reply;
 pub use request::Request;
 
@@ -74,21 +93,51 @@ pub use request::Request;
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExample;
 
+/// The plugin guide's examples, compiled as doctests for the same reason.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/writing-a-plugin.md")]
+pub struct GuideExamples;
+
 /// Re-exported so that hosts name the exact `abi_stable` this crate was built with.
 pub use abi_stable;
 
 /// Exports a [`Plugin`] implementation as this library's root module.
 ///
 /// Put it once in the plugin crate (`crate-type = ["cdylib"]`), naming the
-/// type that implements [`Plugin`].
+/// type that implements [`Plugin`]. The plugin's name and version are its
+/// crate's (`CARGO_PKG_NAME`, `CARGO_PKG_VERSION`) unless given:
+/// `export_plugin!(Chat, name = "chat", version = "1.2.0")`. The name must
+/// be unique among the plugins a host loads.
 #[macro_export]
 macro_rules! export_plugin {
-    ($plugin:ty) => {
+    ($plugin:ty $(,)?) => {
+        $crate::export_plugin!(
+            $plugin,
+            name = env!("CARGO_PKG_NAME"),
+            version = env!("CARGO_PKG_VERSION")
+        );
+    };
+    ($plugin:ty, name = $name:expr $(,)?) => {
+        $crate::export_plugin!($plugin, name = $name, version = env!("CARGO_PKG_VERSION"));
+    };
+    ($plugin:ty, version = $version:expr $(,)?) => {
+        $crate::export_plugin!($plugin, name = env!("CARGO_PKG_NAME"), version = $version);
+    };
+    ($plugin:ty, name = $name:expr, version = $version:expr $(,)?) => {
+        #[doc(hidden)]
+        pub struct __PluginApiExport;
+
+        impl $crate::Export for __PluginApiExport {
+            type Plugin = $plugin;
+            const NAME: &'static str = $name;
+            const VERSION: &'static str = $version;
+        }
+
         // The name is the one abi_stable's loader looks up; a unit test in
         // `plugin-api` checks it against abi_stable's own constant.
         #[doc(hidden)]
         #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
         pub static __PLUGIN_API_LIB_HEADER: $crate::abi_stable::library::LibHeader =
-            $crate::lib_header::<$plugin>();
+            $crate::lib_header::<__PluginApiExport>();
     };
 }

@@ -1,17 +1,17 @@
 //! The request a hook handler receives.
 
+use crate::Client;
 use crate::abi::{RequestFfi, Span};
 
 /// A request line that matched a hook's pattern, with its capture groups
 /// and the connection it came from.
 pub struct Request<'a> {
     raw: &'a RequestFfi<'a>,
-    names: &'a [(String, usize)],
 }
 
 impl<'a> Request<'a> {
-    pub(crate) fn new(raw: &'a RequestFfi<'a>, names: &'a [(String, usize)]) -> Self {
-        Request { raw, names }
+    pub(crate) fn new(raw: &'a RequestFfi<'a>) -> Self {
+        Request { raw }
     }
 
     /// The whole line, without its line ending.
@@ -31,19 +31,25 @@ impl<'a> Request<'a> {
     /// The capture group named `name` (`(?P<name>...)` in the pattern).
     pub fn named(&self, name: &str) -> Option<&'a str> {
         let index = self
+            .raw
             .names
             .iter()
-            .find_map(|(n, i)| (n == name).then_some(*i))?;
+            .find_map(|g| (g.name.as_str() == name).then_some(g.index))?;
         self.group(index)
+    }
+
+    /// The connection the line came from.
+    pub fn client(&self) -> Client<'a> {
+        Client::new(&self.raw.client)
     }
 
     /// The client's address, as text (`127.0.0.1:50412`).
     pub fn peer(&self) -> &'a str {
-        self.raw.peer.as_str()
+        self.raw.client.peer.as_str()
     }
 
     /// A number that identifies the connection for the life of the host.
     pub fn connection_id(&self) -> u64 {
-        self.raw.connection_id
+        self.raw.client.id
     }
 }

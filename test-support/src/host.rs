@@ -14,6 +14,7 @@ use crate::{WAIT, bin_path, build_workspace, wait_bounded};
 /// the test puts there (plugin drop-ins, garbage files, ...).
 pub struct HostStart {
     dir: tempfile::TempDir,
+    binary: PathBuf,
     config: String,
     args: Vec<String>,
     envs: Vec<(String, String)>,
@@ -32,6 +33,7 @@ impl HostStart {
         build_workspace();
         HostStart {
             dir: tempfile::tempdir().expect("temp dir"),
+            binary: bin_path("linehost"),
             config: String::new(),
             args: Vec::new(),
             envs: Vec::new(),
@@ -43,6 +45,13 @@ impl HostStart {
     /// The private directory the host runs in (its working directory).
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Runs this `linehost` executable rather than the workspace's (one
+    /// built against another `plugin-api`, say).
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = path.into();
+        self
     }
 
     /// Sets the text of `config.toml`.
@@ -78,7 +87,7 @@ impl HostStart {
 
     fn command(&self) -> Command {
         std::fs::write(self.dir.path().join("config.toml"), &self.config).expect("write config");
-        let mut cmd = Command::new(bin_path("linehost"));
+        let mut cmd = Command::new(&self.binary);
         if self.listen_arg {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }

@@ -9,6 +9,7 @@
 
 mod api_version;
 pub mod escape;
+mod layout;
 mod leftovers;
 mod load_error;
 mod locate;
@@ -33,6 +34,7 @@ use crate::call_budget::Budget;
 use crate::config::{
     CallLimits, Config, DEFAULT_HOOK_TIMEOUT_SECS, DEFAULT_MAX_PLUGIN_CALLS, PluginEntry,
 };
+use crate::host_services::HostServices;
 use crate::pattern::HookPattern;
 pub use load_error::{LoadError, LoadErrorKind, SameFile, tell};
 pub use private_copy::{PrivateCopy, RuntimeDir};
@@ -89,9 +91,9 @@ pub struct PrepareReport {
 
 /// Loads every plugin of `config`, in order, copying each into `runtime`:
 /// [`prepare_all`], then [`start_all`], in this process.
-pub fn load_all(config: &Config, runtime: &RuntimeDir) -> LoadReport {
+pub fn load_all(config: &Config, runtime: &RuntimeDir, host: &HostServices) -> LoadReport {
     let prepared = prepare_all(config, runtime);
-    let mut report = start_all(config, prepared.prepared);
+    let mut report = start_all(config, prepared.prepared, host);
     report.skipped.splice(0..0, prepared.skipped);
     report.errors.splice(0..0, prepared.errors);
     report
@@ -126,8 +128,9 @@ pub fn prepare_all(config: &Config, runtime: &RuntimeDir) -> PrepareReport {
     report
 }
 
-/// Loads and starts the `prepared` libraries, in order.
-pub fn start_all(config: &Config, prepared: Vec<Prepared>) -> LoadReport {
+/// Loads and starts the `prepared` libraries, in order, handing each the
+/// `host` object.
+pub fn start_all(config: &Config, prepared: Vec<Prepared>, host: &HostServices) -> LoadReport {
     let mut report = LoadReport {
         plugins: Vec::new(),
         skipped: Vec::new(),
@@ -137,7 +140,7 @@ pub fn start_all(config: &Config, prepared: Vec<Prepared>) -> LoadReport {
         let Some(entry) = config.plugins.get(index) else {
             continue;
         };
-        let result = start_one(config, entry, file, &copy).and_then(|plugin| {
+        let result = start_one(config, entry, file, &copy, host).and_then(|plugin| {
             match report.plugins.iter().find(|p| p.name == plugin.name) {
                 Some(other) => Err(LoadError::new(
                     entry,
@@ -221,6 +224,7 @@ fn start_one(
     entry: &PluginEntry,
     file: PathBuf,
     copy: &PrivateCopy,
+    host: &HostServices,
 ) -> Result<LoadedPlugin, LoadError> {
     let fail = |kind| LoadError::new(entry, Some(&file), kind);
     let root = open_root_module(copy, &file).map_err(fail)?;
@@ -230,6 +234,7 @@ fn start_one(
     let info = HostInfo {
         server_name: RStr::from_str(&config.server_name),
         host_version: RStr::from_str(env!("CARGO_PKG_VERSION")),
+        host: host.to_box(),
     };
     let object = match (root.init())(RStr::from_str(&entry.settings), &info) {
         RResult::ROk(object) => object,
@@ -306,7 +311,5 @@ fn open_root_module(copy: &PrivateCopy, file: &Path) -> Result<PluginRoot_Ref, L
     let header =
         lib_header_from_path(loaded).map_err(|e| LoadErrorKind::from_library(e, loaded, file))?;
     api_version::check(header.root_mod_consts())?;
-    header
-        .init_root_module::<PluginRoot_Ref>()
-        .map_err(|e| LoadErrorKind::from_library(e, loaded, file))
+    layout::init_root_module(header).map_err(|e| LoadErrorKind::from_library(e, loaded, file))
 }

@@ -11,9 +11,8 @@ pub struct Hello {
 }
 
 impl Plugin for Hello {
-    const NAME: &'static str = "hello";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     type Settings = NoSettings;
+    type State = ();
 
     fn new(_: NoSettings, host: &Host) -> Result<Self, String> {
         Ok(Hello {
@@ -22,7 +21,11 @@ impl Plugin for Hello {
     }
 
     fn hooks(&self) -> Vec<Hook<Self>> {
-        vec![Hook::new("HELLO", Hello::hello)]
+        vec![
+            Hook::new("HELLO", Hello::hello)
+                .usage("HELLO")
+                .describe("says hello with the server's name"),
+        ]
     }
 }
 

@@ -29,9 +29,8 @@ pub struct Time {
 }
 
 impl Plugin for Time {
-    const NAME: &'static str = "time";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     type Settings = Settings;
+    type State = ();
 
     fn new(settings: Settings, _: &Host) -> Result<Self, String> {
         let items: Vec<Item<'static>> = StrftimeItems::new(&settings.format)
@@ -46,7 +45,11 @@ impl Plugin for Time {
     }
 
     fn hooks(&self) -> Vec<Hook<Self>> {
-        vec![Hook::new("TIME", Time::time)]
+        vec![
+            Hook::new("TIME", Time::time)
+                .usage("TIME")
+                .describe("tells the server's local time"),
+        ]
     }
 }
 

@@ -12,9 +12,8 @@ use plugin_api::{Hook, HookResult, Host, NoSettings, Plugin, Reply, Request, exp
 pub struct AbortPanic;
 
 impl Plugin for AbortPanic {
-    const NAME: &'static str = "abortpanic";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     type Settings = NoSettings;
+    type State = ();
 
     fn new(_: NoSettings, _: &Host) -> Result<Self, String> {
         Ok(AbortPanic)

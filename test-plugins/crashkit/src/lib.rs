@@ -22,9 +22,8 @@ use plugin_api::{Hook, HookResult, Host, NoSettings, Plugin, Reply, Request, exp
 pub struct Crashkit;
 
 impl Plugin for Crashkit {
-    const NAME: &'static str = "crashkit";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     type Settings = NoSettings;
+    type State = ();
 
     fn new(_: NoSettings, _: &Host) -> Result<Self, String> {
         Ok(Crashkit)

@@ -17,6 +17,9 @@
 #                     default config, which sets none); one thread serving
 #                     connections, like Redis, leaves the other core to the
 #                     load generator
+#   FANOUT_SUBS=1000  subscribers of the fan-out run (one publisher): chat
+#                     SAY to a room against Redis PUBLISH to a channel
+#   SKIP_FANOUT=1     leave the fan-out run out
 #   SKIP_BUILD=1      use the existing release build
 set -euo pipefail
 
@@ -29,6 +32,7 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_HOLD=${IDLE_HOLD:-3s}
 BENCH_THREADS=${BENCH_THREADS:-1}
 HOST_WORKERS=${HOST_WORKERS:-1}
+FANOUT_SUBS=${FANOUT_SUBS:-1000}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 release=${CARGO_TARGET_DIR:-$root/target}/release
@@ -280,6 +284,23 @@ else
     say "warning: $release/libtestkit.so missing; skipping the $HOOKS-hook comparison"
 fi
 
+fanout_ready=0
+if [[ -z ${SKIP_FANOUT:-} ]]; then
+    if [[ -e $release/libchat.so ]]; then
+        fanout_ready=1
+        for workers in d 1; do
+            {
+                echo "$host_settings"
+                [[ $workers == 1 ]] && echo "worker_threads = $HOST_WORKERS"
+                echo "[[plugin]]"
+                echo "path = \"$release/libchat.so\""
+            } >"$work/host-chat-$workers.toml"
+        done
+    else
+        say "warning: $release/libchat.so missing; skipping the fan-out comparison"
+    fi
+fi
+
 start_host host "$work/host.toml"
 hostd_addr=$host_addr hostd_pid=$host_pid
 start_host host-1 "$work/host-1.toml"
@@ -288,10 +309,37 @@ if ((hooks_ready)); then
     start_host host-hooks "$work/host-hooks.toml"
     hooks_addr=$host_addr
 fi
+if ((fanout_ready)); then
+    start_host host-chat-d "$work/host-chat-d.toml"
+    chatd_addr=$host_addr chatd_pid=$host_pid
+    start_host host-chat-1 "$work/host-chat-1.toml"
+    chat1_addr=$host_addr chat1_pid=$host_pid
+fi
 start_redis redis
 say "host (default config) on $hostd_addr, host (worker_threads = $HOST_WORKERS) on $host1_addr, redis on $redis_addr"
 
 # --- loads, alternating hosts and redis -------------------------------------
+
+# fanout RATE_ARRAY CPU_ARRAY ADDR PID ARGS...: one fan-out run, one
+# publisher and FANOUT_SUBS subscribers; appends the lines delivered per
+# second to RATE_ARRAY and the server's CPU microseconds per delivered
+# line to CPU_ARRAY.
+fanout() {
+    local -n rate_into=$1 fcpu_into=$2
+    local addr=$3 pid=$4 out
+    shift 4
+    out=$("$bench" fanout --addr "$addr" --subscribers "$FANOUT_SUBS" --duration "$DURATION" \
+        --cpu-pid "$pid" --threads "$BENCH_THREADS" --json "$@") || {
+        say "warning: fan-out run against $addr lost subscribers: $out"
+        errors_seen=$((errors_seen + 1))
+    }
+    if [[ $(field "$out" delivered) != "$(field "$out" expected)" ]]; then
+        say "warning: not every line was delivered by $addr: $out"
+        errors_seen=$((errors_seen + 1))
+    fi
+    rate_into+=("$(field "$out" delivered_per_s)")
+    fcpu_into+=("$(field "$out" server_cpu_us_per_delivery)")
+}
 
 # Suffixes: d = host with the default config, 1 = host with HOST_WORKERS
 # worker threads, r = Redis; pp = ping-pong, pl = pipelined, c = CPU
@@ -299,6 +347,7 @@ say "host (default config) on $hostd_addr, host (worker_threads = $HOST_WORKERS)
 pp_d=() pp_1=() pp_r=() ppc_d=() ppc_1=() ppc_r=()
 pl_d=() pl_1=() pl_r=() plc_d=() plc_1=() plc_r=()
 lat_d=() lat_1=() lat_r=() hk_1=() hk_n=()
+fo_d=() fo_1=() fo_r=() foc_d=() foc_1=() foc_r=()
 for ((round = 1; round <= ROUNDS; round++)); do
     say "round $round/$ROUNDS"
     load_cpu pp_d ppc_d "$hostd_addr" "$hostd_pid" "${host_load[@]}" -c "$CONNS" -P 1
@@ -313,6 +362,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
     if ((hooks_ready)); then
         load hk_n "$hooks_addr" rps "${hooks_load[@]}" -c "$CONNS" -P 1
         load hk_1 "$hostd_addr" rps "${host_load[@]}" -c "$CONNS" -P 1
+    fi
+    if ((fanout_ready)); then
+        fanout fo_d foc_d "$chatd_addr" "$chatd_pid" --protocol chat --greeting '^MSG Welcome'
+        fanout fo_1 foc_1 "$chat1_addr" "$chat1_pid" --protocol chat --greeting '^MSG Welcome'
+        fanout fo_r foc_r "$redis_addr" "$redis_pid" --protocol redis
     fi
 done
 
@@ -377,6 +431,12 @@ row3 "$CONNS conns pipeline $PIPELINE (req/s)" "$pl_d_m" "$pl_1_m" "$pl_r_m" "%.
 row3 "$CONNS conns pipeline $PIPELINE, CPU per request (us)" "$plc_d_m" "$plc_1_m" "$plc_r_m" "%.3f"
 row3 "1 conn ping-pong p50 latency (us)" "$lat_d_m" "$lat_1_m" "$lat_r_m" "%.1f"
 row3 "RSS with $IDLE_CONNS idle conns (KiB)" "$rss_h" "" "$rss_r" "%.0f"
+if ((fanout_ready)); then
+    fo_d_m=$(median "${fo_d[@]}") fo_1_m=$(median "${fo_1[@]}") fo_r_m=$(median "${fo_r[@]}")
+    foc_d_m=$(median "${foc_d[@]}") foc_1_m=$(median "${foc_1[@]}") foc_r_m=$(median "${foc_r[@]}")
+    row3 "fan-out to $FANOUT_SUBS, SAY/PUBLISH (lines/s)" "$fo_d_m" "$fo_1_m" "$fo_r_m" "%.0f"
+    row3 "fan-out, CPU per delivered line (us)" "$foc_d_m" "$foc_1_m" "$foc_r_m" "%.3f"
+fi
 echo
 printf '| %-52s | %20s | %24s |\n' "load ($CONNS conns)" "host default / Redis" "host 1 thread / Redis"
 printf '| %-52s | %20s | %24s |\n' "---" "---" "---"
@@ -386,6 +446,10 @@ row2 "pipeline $PIPELINE, throughput" "$(ratio "$pl_d_m" "$pl_r_m")" "$(ratio "$
 row2 "pipeline $PIPELINE, Redis CPU per request / host's" "$(ratio "$plc_r_m" "$plc_d_m")" "$(ratio "$plc_r_m" "$plc_1_m")"
 row2 "1 conn ping-pong p50 latency, host / Redis" "$(ratio "$lat_d_m" "$lat_r_m")" "$(ratio "$lat_1_m" "$lat_r_m")"
 row2 "RSS with $IDLE_CONNS idle conns, host / Redis" "$(ratio "$rss_h" "$rss_r")" "n/a"
+if ((fanout_ready)); then
+    row2 "fan-out to $FANOUT_SUBS, lines delivered per second" "$(ratio "$fo_d_m" "$fo_r_m")" "$(ratio "$fo_1_m" "$fo_r_m")"
+    row2 "fan-out, Redis CPU per delivered line / host's" "$(ratio "$foc_r_m" "$foc_d_m")" "$(ratio "$foc_r_m" "$foc_1_m")"
+fi
 echo "(throughput and CPU ratios above 1 favour the host; latency and RSS ratios below 1 do)"
 echo
 if ((hooks_ready)); then

@@ -67,7 +67,7 @@ cleanup() {
 trap cleanup EXIT
 
 start=$SECONDS
-cargo build --release --locked -p host -p client -p hello -p time
+cargo build --release --locked -p host -p client -p hello -p time -p chat
 cargo deb -p host --no-build --output "$work/"
 deb=$(ls "$work"/linehost_*.deb)
 echo "built $deb in $((SECONDS - start)) s"
@@ -79,6 +79,7 @@ ok "installed with dpkg -i"
 # What the host's trust checks require: root's, not writable by others.
 for f in /usr/bin/linehost /usr/bin/linehost-cli \
     /usr/lib/linehost/plugins/libhello.so /usr/lib/linehost/plugins/libtime.so \
+    /usr/lib/linehost/plugins/libchat.so \
     /etc/linehost/config.toml; do
     [ -f "$f" ] || fail "$f is missing"
     [ "$(stat -c %U "$f")" = root ] || fail "$f belongs to $(stat -c %U "$f"), not root"
@@ -96,7 +97,7 @@ ok "files root's and not writable by others, config a conffile, user linehost, u
 
 expect_plugins() {
     local report=$1
-    for p in hello time; do
+    for p in hello time chat; do
         grep -q "$p .*(/usr/lib/linehost/plugins/lib$p.so)" <<<"$report" ||
             fail "--check did not load $p from /usr/lib/linehost/plugins:"$'\n'"$report"
     done
@@ -104,7 +105,7 @@ expect_plugins() {
 report=$(linehost --config /etc/linehost/config.toml --check 2>&1) ||
     fail "linehost --check as root:"$'\n'"$report"
 expect_plugins "$report"
-ok "linehost --check as root loads hello and time from /usr/lib/linehost/plugins"
+ok "linehost --check as root loads hello, time and chat from /usr/lib/linehost/plugins"
 
 # As the unit runs it: the service's user, its copies under a private
 # runtime directory named by XDG_RUNTIME_DIR and TMPDIR.

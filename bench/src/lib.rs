@@ -7,6 +7,7 @@
 pub mod conn;
 pub mod cpu;
 pub mod duration;
+pub mod framing;
 pub mod greeting;
 pub mod lines;
 pub mod pattern;

@@ -1,4 +1,5 @@
-//! Tab completion of the command words named in the request hook table.
+//! Tab completion of the command words named in the request hook table,
+//! and of those the server's `HELP` lists (`help_words.rs`).
 
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
@@ -6,11 +7,14 @@ use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 
+use crate::help_words::Learned;
 use crate::hooks;
 
-/// Completes the first word of the line; commands take no arguments yet,
-/// so later words are left alone.
-pub struct CommandHelper;
+/// Completes the first word of the line; arguments (a nick, a room) are
+/// the user's own, so later words are left alone.
+pub struct CommandHelper {
+    pub learned: Learned,
+}
 
 impl Completer for CommandHelper {
     type Candidate = Pair;
@@ -27,12 +31,20 @@ impl Completer for CommandHelper {
         if prefix.contains(char::is_whitespace) {
             return Ok((pos, Vec::new()));
         }
-        Ok((start, candidates(prefix)))
+        let learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        Ok((start, candidates(prefix, &learned)))
     }
 }
 
-fn candidates(prefix: &str) -> Vec<Pair> {
-    hooks::command_words()
+fn candidates(prefix: &str, learned: &[String]) -> Vec<Pair> {
+    let mut words: Vec<&str> = hooks::command_words().collect();
+    for w in learned {
+        if !words.contains(&w.as_str()) {
+            words.push(w);
+        }
+    }
+    words
+        .into_iter()
         .filter(|w| {
             w.get(..prefix.len())
                 .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
@@ -59,14 +71,34 @@ mod tests {
     use super::*;
 
     fn words(prefix: &str) -> Vec<String> {
-        candidates(prefix).into_iter().map(|p| p.display).collect()
+        candidates(prefix, &[])
+            .into_iter()
+            .map(|p| p.display)
+            .collect()
+    }
+
+    #[test]
+    fn completes_what_the_server_listed_too() {
+        let learned = ["HELLO".to_owned(), "GREET".to_owned()];
+        let words: Vec<String> = candidates("g", &learned)
+            .into_iter()
+            .map(|p| p.display)
+            .collect();
+        assert_eq!(words, ["GREET"]);
+        assert_eq!(candidates("HE", &learned).len(), 2, "HELLO once, and HELP");
     }
 
     #[test]
     fn completes_case_insensitively() {
-        assert_eq!(words("he"), ["HELLO"]);
+        assert_eq!(words("he"), ["HELLO", "HELP"]);
         assert_eq!(words("T"), ["TIME"]);
-        assert_eq!(words(""), ["HELLO", "TIME", "CLOSE"]);
+        assert_eq!(
+            words(""),
+            [
+                "HELLO", "TIME", "INFO", "HELP", "CLOSE", "NICK", "JOIN", "SAY", "LEAVE", "WHO"
+            ]
+        );
+        assert_eq!(words("s"), ["SAY"]);
         assert!(words("X").is_empty());
     }
 }

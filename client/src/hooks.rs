@@ -83,9 +83,45 @@ pub const REQUEST_HOOKS: &[RequestHook] = &[
         hook: send,
     },
     RequestHook {
+        pattern: r"INFO",
+        word: Some("INFO"),
+        hook: send,
+    },
+    RequestHook {
+        pattern: r"HELP(?: .*)?",
+        word: Some("HELP"),
+        hook: send,
+    },
+    RequestHook {
         pattern: r"CLOSE",
         word: Some("CLOSE"),
         hook: send_then_close,
+    },
+    // The chat plugin's commands, for completion.
+    RequestHook {
+        pattern: r"NICK .*",
+        word: Some("NICK"),
+        hook: send,
+    },
+    RequestHook {
+        pattern: r"JOIN .*",
+        word: Some("JOIN"),
+        hook: send,
+    },
+    RequestHook {
+        pattern: r"SAY .*",
+        word: Some("SAY"),
+        hook: send,
+    },
+    RequestHook {
+        pattern: r"LEAVE",
+        word: Some("LEAVE"),
+        hook: send,
+    },
+    RequestHook {
+        pattern: r"WHO",
+        word: Some("WHO"),
+        hook: send,
     },
     RequestHook {
         pattern: r"(?s).*",
@@ -103,6 +139,18 @@ pub const RESPONSE_HOOKS: &[ResponseHook] = &[
     ResponseHook {
         pattern: r"TIME (.*)",
         hook: show_text,
+    },
+    ResponseHook {
+        pattern: r"INFO (\w+) ?(.*)",
+        hook: show_info,
+    },
+    ResponseHook {
+        pattern: r"HELP end",
+        hook: hidden_end,
+    },
+    ResponseHook {
+        pattern: r"HELP (\S+) \(([^)]*)\) (.*)",
+        hook: show_help,
     },
     ResponseHook {
         pattern: r"CLOSE CONFIRM",
@@ -133,6 +181,33 @@ fn skip(_: &Captures) -> Request {
 fn show_text(c: &Captures) -> Reply {
     Reply {
         shown: Shown::Out(c[1].to_owned()),
+        effect: Effect::None,
+    }
+}
+
+fn show_info(c: &Captures) -> Reply {
+    Reply {
+        shown: Shown::Out(crate::info::show(&c[1], &c[2])),
+        effect: Effect::None,
+    }
+}
+
+/// `HELP GREET (greeter, hook 1) /GREET (\w+)/`: the usage first, then
+/// where the command comes from.
+fn show_help(c: &Captures) -> Reply {
+    let (usage, description) = match c[3].split_once(" -- ") {
+        Some((usage, description)) => (usage, format!("  {description}")),
+        None => (&c[3], String::new()),
+    };
+    Reply {
+        shown: Shown::Out(format!("{usage:<24}{description}  [{}]", &c[2])),
+        effect: Effect::None,
+    }
+}
+
+fn hidden_end(_: &Captures) -> Reply {
+    Reply {
+        shown: Shown::Out(String::new()),
         effect: Effect::None,
     }
 }
@@ -266,7 +341,9 @@ mod tests {
     fn words() {
         assert_eq!(
             command_words().collect::<Vec<_>>(),
-            ["HELLO", "TIME", "CLOSE"]
+            [
+                "HELLO", "TIME", "INFO", "HELP", "CLOSE", "NICK", "JOIN", "SAY", "LEAVE", "WHO"
+            ]
         );
     }
 }

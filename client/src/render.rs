@@ -3,11 +3,14 @@
 
 use std::io::{self, BufWriter, Stdout, Write};
 
+use crate::framing::{self, Part};
 use crate::hooks::{self, Effect, Shown};
 use crate::lines;
 
 /// A received line, ready to show.
 pub struct Rendered {
+    /// Whether it is pushed, or ends a reply: what pairs replies with requests.
+    pub part: Part,
     pub effect: Effect,
     pub stream: Stream,
     /// Without a trailing newline, except in raw mode where the bytes are
@@ -21,12 +24,26 @@ pub enum Stream {
     Err,
 }
 
-/// Renders one received line (terminator included, as read).
+/// Renders one received line (terminator included, as read): a reply's
+/// lines through the response hooks, without their framing; a pushed line
+/// as it came, marker included, so that it reads apart from the replies.
 pub fn render(line: &[u8], raw: bool) -> Rendered {
-    let reply = hooks::response(&lines::text(line));
+    let (part, text) = framing::split(line);
+    let mut reply = match part {
+        Part::Pushed => hooks::Reply {
+            shown: Shown::Out(lines::text(line).into_owned()),
+            effect: Effect::None,
+        },
+        Part::More | Part::Last => hooks::response(&lines::text(text)),
+    };
+    if part != Part::Last && reply.effect == Effect::Closed {
+        // Only a line that ends a reply can be the answer to `CLOSE`.
+        reply.effect = Effect::None;
+    }
     if raw {
         // Raw output keeps one stream so the replies stay in order.
         return Rendered {
+            part,
             effect: reply.effect,
             stream: Stream::Out,
             bytes: line.to_vec(),
@@ -37,6 +54,7 @@ pub fn render(line: &[u8], raw: bool) -> Rendered {
         Shown::Err(t) => (Stream::Err, t),
     };
     Rendered {
+        part,
         effect: reply.effect,
         stream,
         bytes: text.into_bytes(),

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::exit::{Exit, Failure};
+use crate::framing::Part;
 use crate::hooks::{self, Effect, Request};
 use crate::lines::{self, LineReader, Next};
 use crate::render::{self, ScriptOutput};
@@ -148,8 +149,17 @@ fn read_replies(
             }
             Err(e) => return Err(ReadError::Lost(e.to_string())),
         };
-        last_activity = Instant::now();
         let rendered = render::render(&line, out.raw());
+        if rendered.part == Part::Pushed {
+            // Not a reply: shown, but it neither pairs with a request nor
+            // counts as the server answering.
+            out.show(&rendered)?;
+            if !reader.has_buffered() {
+                out.flush()?;
+            }
+            continue;
+        }
+        last_activity = Instant::now();
         if rendered.effect == Effect::Error {
             status = status.worst(Exit::ErrReply);
         }
@@ -160,6 +170,10 @@ fn read_replies(
             if rendered.effect == Effect::Error {
                 out.show(&rendered)?;
             }
+            continue;
+        }
+        if rendered.part == Part::More {
+            out.show(&rendered)?;
             continue;
         }
         replies += 1;

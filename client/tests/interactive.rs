@@ -66,3 +66,29 @@ fn server_leaving_while_the_user_types_is_reported() {
     s.expect("connection closed by server").expect("reported");
     assert_eq!(exit_code(&mut s), EXIT_CONNECTION_LOST);
 }
+
+#[test]
+fn tab_completes_the_commands_the_server_lists_in_help() {
+    // RELOAD is in no table of the client: only the server's HELP names it
+    // (to this loopback client, which [admin] admits).
+    let host = test_support::HostStart::new()
+        .config(format!("{}[admin]\n", test_support::plugin_entry("hello")))
+        .spawn();
+    let home = tempfile::tempdir().expect("temp dir");
+    let mut s = spawn(host.addr(), home.path());
+    s.expect("> ").expect("prompt");
+    s.send("REL").expect("type the start of a word");
+    s.set_expect_timeout(Some(std::time::Duration::from_millis(500)));
+    // The words arrive on a connection of their own, soon after the prompt.
+    let completed = (0..40).any(|_| {
+        s.send("\t").expect("Tab");
+        s.expect("RELOAD").is_ok()
+    });
+    assert!(completed, "REL was not completed to RELOAD");
+    s.set_expect_timeout(Some(test_support::WAIT));
+    s.send_line("").expect("Enter");
+    s.expect("reloaded").expect("the reload's reply");
+    s.send_line("CLOSE").expect("type CLOSE");
+    s.expect("connection closed").expect("close confirmed");
+    assert_eq!(exit_code(&mut s), EXIT_OK);
+}

@@ -50,6 +50,11 @@ fn answer(session: &mut Session, frame: host::framing::Frame) -> bool {
             session.out.push_str("MSG blocking hook skipped\n");
             Action::Continue
         }
+        // Answered by the connection, from what all connections share.
+        Action::Info | Action::Help { .. } => {
+            session.out.push_str("INFO end\n");
+            Action::Continue
+        }
         other => other,
     };
     let reply = &session.out.as_str()[before..];

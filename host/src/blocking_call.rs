@@ -21,6 +21,7 @@ use crate::call_slots;
 use crate::dispatch::{CallError, Dispatcher};
 use crate::reply::Reply;
 use crate::session::{Action, ClientInfo, Session};
+use crate::stats::HookStats;
 
 /// Runs `route` of `dispatcher` on `line` on a blocking thread and writes
 /// its reply, or the host's reply in its place, to `session`.
@@ -75,6 +76,7 @@ pub async fn call(
     match tokio::time::timeout(limit, &mut handle).await {
         Ok(Ok((out, Ok(result), took))) => {
             dispatcher.route(route).placement.ran_blocking(took);
+            dispatcher.stats(route).latency.record(took);
             if let Some(state) = handback.take() {
                 session.states.give_back(plugin_index, state);
             }
@@ -93,6 +95,7 @@ pub async fn call(
             // A hook that ran this long is never trusted with a serving
             // thread, whatever it did before.
             dispatcher.route(route).placement.demote();
+            HookStats::bump(&dispatcher.stats(route).timeouts);
             match handback.take() {
                 // The call ended as the limit passed: its state is back.
                 Some(state) => session.states.give_back(plugin_index, state),

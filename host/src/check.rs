@@ -15,7 +15,12 @@ pub fn report(config: &Config, dispatcher: &Dispatcher) -> String {
     let _ = writeln!(s, "config: {}", escape::path(&config.file));
     let _ = writeln!(s, "listen: {}", config.listen);
     let _ = writeln!(s, "server name: {}", escape::text(&config.server_name));
-    let _ = writeln!(s, "built in: CLOSE");
+    let admin = match &config.admin {
+        None => "",
+        Some(a) if a.has_secret() => ", AUTH and RELOAD (to admin clients)",
+        Some(_) => ", RELOAD (to admin clients)",
+    };
+    let _ = writeln!(s, "built in: CLOSE, INFO, HELP{admin}");
     let _ = writeln!(s, "plugins, in dispatch order:");
     if dispatcher.plugins().is_empty() {
         let _ = writeln!(s, "  (none)");

@@ -50,6 +50,9 @@ pub const MAX_PLUGIN_CALLS: usize = 4096;
 /// Largest config file read. A config is a few KiB; this bounds the memory
 /// a wrong `--config` (a log, an image) can take.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Port of `metrics_listen` when it names none: the Prometheus exporters'
+/// registered default.
+pub const DEFAULT_METRICS_PORT: u16 = 9464;
 
 /// The file as written, before defaults and paths are resolved.
 #[derive(Debug, Deserialize)]
@@ -71,6 +74,8 @@ struct RawConfig {
     /// Any type, so that a wrong one is reported with the key's values.
     proxy_protocol: Option<Spanned<toml::Value>>,
     tls: Option<RawTls>,
+    admin: Option<Spanned<toml::Value>>,
+    metrics_listen: Option<Spanned<String>>,
     #[serde(default, rename = "plugin")]
     plugins: Vec<Spanned<RawPlugin>>,
 }
@@ -130,6 +135,11 @@ pub struct Config {
     pub proxy_protocol: Option<proxy_header::Mode>,
     /// The `[tls]` table: a second listener serving the protocol over TLS.
     pub tls: Option<TlsConfig>,
+    /// `[admin]`: who may use the commands that reveal or change the
+    /// server; `None`: nobody (`crate::admin`).
+    pub admin: Option<crate::admin::Admin>,
+    /// Where the Prometheus metrics are served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     pub plugins: Vec<PluginEntry>,
 }
 
@@ -442,6 +452,19 @@ impl Config {
             }
         };
 
+        let admin = match &raw.admin {
+            None => None,
+            Some(v) => crate::admin::Admin::from_toml(v.get_ref())
+                .map_err(|m| invalid(Some(v.span()), format!("table `admin`: {m}")))?,
+        };
+        let metrics_listen = match &raw.metrics_listen {
+            None => None,
+            Some(l) => Some(
+                parse_listen(l.get_ref(), DEFAULT_METRICS_PORT)
+                    .map_err(|m| invalid(Some(l.span()), format!("key `metrics_listen`: {m}")))?,
+            ),
+        };
+
         let mut plugins: Vec<PluginEntry> = Vec::with_capacity(raw.plugins.len());
         for entry in raw.plugins {
             let entry_span = entry.span();
@@ -546,6 +569,8 @@ impl Config {
             max_pushed_bytes,
             proxy_protocol,
             tls,
+            admin,
+            metrics_listen,
             plugins,
         })
     }

@@ -21,8 +21,10 @@ use tokio_util::codec::Decoder;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::warn;
 
+use crate::admin_commands::{self, Access};
 use crate::blocking_call;
 use crate::inbox::{Inbox, Registered};
+use crate::outgoing::frame_reply;
 use crate::reply::Reply;
 use crate::session::{Action, ClientInfo, PendingCall, Session};
 use crate::shared::Shared;
@@ -38,6 +40,9 @@ const LINGER_TIME: Duration = Duration::from_millis(500);
 const LINGER_BYTES: usize = 64 * 1024;
 /// How long a write may stall when no idle timeout is configured.
 const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a stalled write looks whether the client's pushed lines
+/// overflowed meanwhile.
+const OVERFLOW_CHECK: Duration = Duration::from_millis(50);
 
 /// Why a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +64,10 @@ pub struct Connection {
     shared: Arc<Shared>,
     input: BytesMut,
     session: Session,
+    admin: Access,
+    /// Requests answered and not yet added to the shared count: added once
+    /// per batch, not once per line.
+    uncounted: u64,
     /// Where plugins' pushed lines and news of pending replies arrive.
     registered: Registered,
     /// A reply a hook promised: nothing else is answered until it comes.
@@ -81,6 +90,7 @@ impl Connection {
         shared: Arc<Shared>,
     ) -> Connection {
         let id = shared.next_connection_id();
+        let admin = Access::new(&peer);
         let client = ClientInfo {
             id,
             peer,
@@ -89,6 +99,8 @@ impl Connection {
         let registered = shared.registry.open(id);
         let session = Session::new(shared.limits.max_line_length, client, &shared.dispatch);
         Connection {
+            admin,
+            uncounted: 0,
             stream: stream.into(),
             shared,
             input: BytesMut::new(),
@@ -110,6 +122,7 @@ impl Connection {
     /// Serves the connection until it ends, or `shutdown` is cancelled
     /// between two batches of requests.
     pub async fn run(mut self, shutdown: CancellationToken) -> io::Result<End> {
+        let _counted = Counted::new(&self.shared);
         let served = self.serve(shutdown).await;
         let Connection {
             mut stream,
@@ -172,12 +185,14 @@ impl Connection {
         {
             answered = true;
             if self.answer(frame).await {
+                self.count_requests();
                 return Ok(Some(End::Closed));
             }
             if self.session.out.len() >= FLUSH_AT {
                 self.flush().await?;
             }
         }
+        self.count_requests();
         if answered {
             // The idle clock restarts on complete lines only, so a client
             // trickling bytes cannot hold the connection forever.
@@ -293,6 +308,7 @@ impl Connection {
                 // clients that half-close after writing.
                 if let Some(frame) = self.session.decoder.finish(&mut self.input) {
                     self.answer(frame).await;
+                    self.count_requests();
                 }
             }
             End::Closed => {}
@@ -307,9 +323,56 @@ impl Connection {
         self.flush().await
     }
 
+    fn count_requests(&mut self) {
+        if self.uncounted > 0 {
+            self.shared.stats.requests.add_n(self.uncounted);
+            self.uncounted = 0;
+        }
+    }
+
     /// Answers one frame; true if the connection must close.
     async fn answer(&mut self, frame: crate::framing::Frame) -> bool {
+        self.uncounted += 1;
+        if let crate::framing::Frame::Line(line) = &frame
+            && admin_commands::is_one(line)
+            // Boxed, as the blocking call below: its wait for the
+            // supervisor would otherwise grow this future, built per line.
+            && Box::pin(admin_commands::answer(
+                line,
+                &mut self.admin,
+                &self.shared,
+                &mut self.session.out,
+            ))
+            .await
+        {
+            return false;
+        }
         let mut action = self.session.respond(frame, &self.shared.dispatch);
+        match &action {
+            Action::Info => {
+                self.count_requests();
+                let admin = self.admin.granted(&self.shared);
+                let start = self.session.out.len();
+                crate::info::render(&self.shared, admin, &mut self.session.out);
+                frame_reply(&mut self.session.out, start);
+                return false;
+            }
+            Action::Help { topic } => {
+                let admin = self.admin.granted(&self.shared);
+                let auth = self
+                    .shared
+                    .admin
+                    .load()
+                    .as_ref()
+                    .is_some_and(|a| a.has_secret());
+                let table = self.shared.dispatch.load();
+                let start = self.session.out.len();
+                crate::help::render(&table, topic.as_deref(), admin, auth, &mut self.session.out);
+                frame_reply(&mut self.session.out, start);
+                return false;
+            }
+            _ => {}
+        }
         // A hook on a blocking thread may decline the line, and the next
         // hook may run on a blocking thread too.
         while let Action::Blocking {
@@ -367,18 +430,64 @@ impl Connection {
             .idle_timeout
             .unwrap_or(DEFAULT_WRITE_TIMEOUT);
         let rest = &self.session.out.as_bytes()[written..];
-        // Boxed: this slow path's timer and write would otherwise take room
+        let id = self.session.client.id;
+        // Boxed: this slow path's timers and write would otherwise take room
         // in every connection's future, idle ones included.
-        match Box::pin(tokio::time::timeout(limit, self.stream.write_out(rest))).await {
-            Ok(result) => {
-                self.session.out.clear();
-                result
-            }
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "client did not read its replies",
-            )),
+        let result = Box::pin(write_stalled(
+            &mut self.stream,
+            rest,
+            limit,
+            &self.registered.inbox,
+            id,
+        ))
+        .await;
+        self.session.out.clear();
+        result
+    }
+}
+
+/// Writes what the socket did not take at once, within `limit`. Pushes go
+/// on piling up while the write stalls: their bound ends the connection
+/// as soon as it is passed, not when the write times out.
+async fn write_stalled(
+    stream: &mut Transport,
+    rest: &[u8],
+    limit: Duration,
+    inbox: &Inbox,
+    id: u64,
+) -> io::Result<()> {
+    tokio::select! {
+        written = tokio::time::timeout(limit, stream.write_out(rest)) => {
+            written.unwrap_or_else(|_| {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client did not read its replies",
+                ))
+            })
         }
+        () = overflowed(inbox) => {
+            warn!(
+                connection = id,
+                "closing connection: the client does not read its pushed lines"
+            );
+            Err(io::Error::other("the client does not read its pushed lines"))
+        }
+    }
+}
+
+/// Counts a connection as open while it lives.
+struct Counted(Arc<Shared>);
+
+impl Counted {
+    fn new(shared: &Arc<Shared>) -> Counted {
+        shared.stats.connected();
+        Counted(Arc::clone(shared))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.stats.disconnected();
     }
 }
 
@@ -447,6 +556,15 @@ impl IdleClock {
             Some(timer) => timer.as_mut().await,
             None => std::future::pending().await,
         }
+    }
+}
+
+/// Completes once `inbox` overflowed. Polled, not woken: the inbox's
+/// wake-up belongs to the connection's main wait, and a stalled write is
+/// rare enough that a check every few milliseconds costs nothing.
+async fn overflowed(inbox: &Inbox) {
+    while !inbox.overflowed() {
+        tokio::time::sleep(OVERFLOW_CHECK).await;
     }
 }
 

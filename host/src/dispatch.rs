@@ -21,6 +21,7 @@ use regex_syntax::hir::Hir;
 use crate::pattern::explain_build_error;
 use crate::placement::Placement;
 use crate::plugins::{LoadedPlugin, escape};
+use crate::stats::HookStats;
 
 /// The largest automaton the combined patterns may compile to. Each pattern
 /// alone is held to the `regex` crate's usual limit when its plugin loads;
@@ -44,7 +45,7 @@ pub struct TableError {
 /// The table of hooks the host serves; immutable once built, shared by
 /// every connection behind an `Arc`.
 pub struct Dispatcher {
-    /// Shared, so that a reload can keep an unchanged plugin's instance.
+    /// Shared with the tables before and after a reload that kept them.
     plugins: Vec<Arc<LoadedPlugin>>,
     routes: Vec<Route>,
     /// Every route's pattern, in dispatch order.
@@ -92,12 +93,12 @@ pub enum CallError {
 impl Dispatcher {
     /// Builds the table from plugins loaded in config order.
     pub fn new(plugins: Vec<LoadedPlugin>) -> Result<Dispatcher, TableError> {
-        Dispatcher::from_shared(plugins.into_iter().map(Arc::new).collect())
+        Dispatcher::shared(plugins.into_iter().map(Arc::new).collect())
     }
 
-    /// Builds the table from plugins, some of which another table may
-    /// hold as well.
-    pub fn from_shared(plugins: Vec<Arc<LoadedPlugin>>) -> Result<Dispatcher, TableError> {
+    /// Builds the table from plugins that other tables may hold too: a
+    /// reload keeps the instances of plugins that did not change.
+    pub fn shared(plugins: Vec<Arc<LoadedPlugin>>) -> Result<Dispatcher, TableError> {
         let mut routes = Vec::new();
         let mut patterns: Vec<&Hir> = Vec::new();
         let mut control_routes = Vec::new();
@@ -160,6 +161,12 @@ impl Dispatcher {
 
     pub fn route(&self, index: usize) -> &Route {
         &self.routes[index]
+    }
+
+    /// The figures of route `index`, kept by its plugin instance.
+    pub fn stats(&self, index: usize) -> &HookStats {
+        let route = &self.routes[index];
+        &self.plugins[route.plugin].stats.hooks[route.hook]
     }
 
     /// One line per route, in route order: plugin name, hook number and
@@ -271,25 +278,32 @@ impl Dispatcher {
             client,
         };
         let plugin = &self.plugins[route.plugin];
+        plugin.stats.hooks[route.hook].calls.add();
         self.outcome(index, plugin.object.call(route.hook, &request, state, out))
     }
 
     /// A hook's result, from a call or from a pending reply, as the host
-    /// reports it.
+    /// reports and counts it.
     pub fn outcome(
         &self,
         index: usize,
         result: RResult<Outcome, HookFailure>,
     ) -> Result<Outcome, CallError> {
+        let plugin = &self.plugins[self.routes[index].plugin];
+        let stats = &plugin.stats.hooks[self.routes[index].hook];
         match result {
             RResult::ROk(outcome) => Ok(outcome),
             RResult::RErr(HookFailure::Error(message)) => {
+                HookStats::bump(&stats.errors);
                 Err(CallError::Failed(message.into_string()))
             }
-            RResult::RErr(HookFailure::Panic(message)) => Err(CallError::Panicked {
-                plugin: self.plugins[self.routes[index].plugin].name.clone(),
-                message: message.into_string(),
-            }),
+            RResult::RErr(HookFailure::Panic(message)) => {
+                HookStats::bump(&stats.panics);
+                Err(CallError::Panicked {
+                    plugin: plugin.name.clone(),
+                    message: message.into_string(),
+                })
+            }
         }
     }
 }

@@ -86,6 +86,11 @@ impl Inbox {
         verdict
     }
 
+    /// Whether a push found the queue full.
+    pub fn overflowed(&self) -> bool {
+        self.queue().overflowed
+    }
+
     /// Says that a pending reply may be ready.
     pub fn wake(&self) {
         self.woken.store(true, Ordering::Release);

@@ -5,17 +5,23 @@
 //! so that benchmarks and fuzz targets can drive framing and dispatch
 //! directly.
 
+pub mod admin;
+pub mod admin_commands;
 pub mod blocking_call;
 pub mod call_budget;
 pub mod call_slots;
 pub mod check;
 pub mod config;
 pub mod connection;
+pub mod control;
 pub mod crash_mark;
 pub mod dispatch;
 pub mod framing;
+pub mod help;
 pub mod host_services;
 pub mod inbox;
+pub mod info;
+pub mod metrics;
 pub mod notify;
 pub mod outgoing;
 pub mod pattern;
@@ -23,6 +29,9 @@ pub mod placement;
 pub mod plugin_states;
 pub mod plugins;
 pub mod proxy_header;
+pub mod reload;
+pub mod reload_order;
+pub mod reload_socket;
 pub mod reply;
 pub mod say;
 pub mod server;
@@ -30,6 +39,7 @@ pub mod serving;
 pub mod session;
 pub mod shared;
 pub mod shutdown;
+pub mod stats;
 pub mod supervisor;
 pub mod tls;
 pub mod tls_files;

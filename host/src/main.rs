@@ -73,10 +73,22 @@ struct Cli {
     disabled: Vec<String>,
     #[arg(long, hide = true, requires = "serve")]
     start_only: bool,
+    #[arg(long, hide = true, requires = "serve")]
+    control_fd: Option<i32>,
+    #[arg(long, hide = true, requires = "serve", default_value_t = 0)]
+    restarts: u64,
 }
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Make the running host re-read its config and plugin files, as
+    /// SIGHUP does, and report the outcome (exit 1 if it failed; the host
+    /// then serves on as before).
+    Reload {
+        /// The config file the running host was started with.
+        #[arg(short, long, value_name = "PATH", default_value = "config.toml")]
+        config: PathBuf,
+    },
     /// Write a plugin crate, ready to build, with one hook and one setting,
     /// and print the config lines to add and the commands to run next.
     NewPlugin {
@@ -122,10 +134,29 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Some(Command::NewPlugin { name, dir, git }) = cli.command {
-        let source = git.map_or(new_plugin::ApiSource::BuiltFrom, new_plugin::ApiSource::Git);
-        host::say::out(new_plugin::run(&name, dir, source)?);
+    if let Some(Command::NewPlugin { name, dir, git }) = &cli.command {
+        let source = git
+            .clone()
+            .map_or(new_plugin::ApiSource::BuiltFrom, new_plugin::ApiSource::Git);
+        host::say::out(new_plugin::run(name, dir.clone(), source)?);
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(Command::Reload { config }) = &cli.command {
+        return Ok(match host::reload_socket::request(config)? {
+            Ok(notes) => {
+                host::say::out(format_args!("reloaded\n"));
+                for note in notes.lines() {
+                    eprintln!("warning: {note}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                host::say::error(format_args!(
+                    "reload failed; the host serves on as before: {e}"
+                ));
+                ExitCode::FAILURE
+            }
+        });
     }
     if cli.serve {
         return serving::run(handover(&cli)?);
@@ -139,6 +170,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
              set `[tls] listen` in the config instead"
         );
     }
+    host::admin::check_secret_file(&cli.config, config.admin.as_ref())
+        .map_err(anyhow::Error::msg)?;
     if let Some(listen) = &cli.listen {
         config.listen =
             parse_listen(listen, DEFAULT_PORT).map_err(|m| anyhow::anyhow!("--listen: {m}"))?;
@@ -233,5 +266,7 @@ fn handover(cli: &Cli) -> anyhow::Result<Handover> {
             })
             .collect::<anyhow::Result<_>>()?,
         start_only: cli.start_only,
+        control: cli.control_fd,
+        restarts: cli.restarts,
     })
 }

@@ -34,6 +34,13 @@ impl Placement {
         Placement(AtomicU32::new(if declared_blocking { BLOCKING } else { 0 }))
     }
 
+    /// Takes the state of `other`, the same hook's placement in the table
+    /// a reload replaced.
+    pub fn take_over(&self, other: &Placement) {
+        self.0
+            .store(other.0.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     /// Whether the next call runs inline.
     pub fn inline(&self) -> bool {
         self.0.load(Ordering::Relaxed) == INLINE

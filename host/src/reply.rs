@@ -44,6 +44,12 @@ pub enum Reply<'a> {
     Idle { secs: u64 },
     /// The host is stopping; the connection then closes.
     ShuttingDown,
+    /// `AUTH` with the admin secret.
+    Authenticated,
+    /// `RELOAD` done.
+    Reloaded,
+    /// `RELOAD` failed; nothing changed.
+    ReloadFailed { message: &'a str },
 }
 
 impl Reply<'_> {
@@ -92,6 +98,11 @@ impl fmt::Display for Reply<'_> {
                 write!(f, "MSG Closing idle connection: no request for {secs} s")
             }
             Reply::ShuttingDown => f.write_str("MSG Server shutting down"),
+            Reply::Authenticated => f.write_str("MSG authenticated"),
+            Reply::Reloaded => f.write_str("MSG reloaded"),
+            Reply::ReloadFailed { message } => {
+                write!(f, "ERR reload failed; serving on as before: {message}")
+            }
         }
     }
 }

@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,11 +25,16 @@ use crate::dispatch::Dispatcher;
 use crate::host_services::HostServices;
 use crate::inbox::Registry;
 use crate::plugins::{self, Prepared, PrivateCopy};
+use crate::reload::{self, Reloader};
 use crate::server::{self, Listeners, ServerSettings};
 use crate::shared::{Limits, Shared};
 use crate::shutdown::StopSignals;
 use crate::tls::Tls;
 use crate::tls_files::Material;
+
+/// The least bound on blocking threads per serving thread, so that a
+/// reload can add plugins to those the process started with.
+const RELOAD_BLOCKING_THREADS: usize = 512;
 
 /// What the supervisor hands a serving process.
 #[derive(Debug, Clone)]
@@ -49,6 +55,10 @@ pub struct Handover {
     pub disabled: Vec<(String, usize, String)>,
     /// Load the plugins, report, and exit without serving.
     pub start_only: bool,
+    /// The end of the supervisor's channel that reloads come on.
+    pub control: Option<RawFd>,
+    /// Serving processes the supervisor started before this one.
+    pub restarts: u64,
 }
 
 /// Runs the serving process until the host stops.
@@ -61,6 +71,7 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
         .into_iter()
         .chain(handover.listener)
         .chain(handover.tls.iter().flat_map(|(l, m)| [*l, *m]))
+        .chain(handover.control)
         .chain(handover.plugins.iter().map(|(_, _, fd)| *fd))
     {
         close_on_exec(fd).with_context(|| format!("descriptor {fd} from the supervisor"))?;
@@ -86,23 +97,28 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
     let prepared = handover
         .plugins
         .iter()
-        .map(|(index, file, fd)| Prepared {
-            index: *index,
-            file: file.clone(),
-            copy: PrivateCopy::inherited(*fd),
+        .map(|(index, file, fd)| {
+            let prepared = Prepared {
+                index: *index,
+                file: file.clone(),
+                copy: PrivateCopy::inherited(*fd),
+            };
+            // The supervisor's number for the copy, which it inherited as is.
+            (prepared, *fd as u64)
         })
         .collect();
     let registry = Registry::new(config.max_pushed_bytes);
     let host = HostServices::new(Arc::clone(&registry));
-    let report = plugins::start_all(&config, prepared, &host);
-    if !plugins::tell(&report.skipped, &report.errors) {
+    let started = reload::start_each(&config, prepared, &[], &host);
+    if !plugins::tell(&started.skipped, &started.errors) {
         return Ok(ExitCode::FAILURE);
     }
     if handover.start_only {
         return Ok(ExitCode::SUCCESS);
     }
     let mut dispatcher =
-        Dispatcher::new(report.plugins).context("cannot build the dispatch table")?;
+        Dispatcher::shared(started.kept.iter().map(|k| Arc::clone(&k.plugin)).collect())
+            .context("cannot build the dispatch table")?;
     for (plugin, hook, reason) in &handover.disabled {
         dispatcher.disable(plugin, *hook, reason);
     }
@@ -113,13 +129,10 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("worker_threads = {threads} in {}", config.file.display()))?;
     // Calls come from any serving thread and the bounds hold across them
     // all, so each thread's pool may need every plugin's share.
-    let blocking_threads = dispatcher
-        .plugins()
-        .iter()
-        .map(|p| p.limits.max_calls)
-        .sum::<usize>()
-        .saturating_add(config.max_abandoned_calls)
-        .max(1);
+    // So is a table a reload brings; up to this many: threads start only
+    // when calls need them, so the bound costs nothing until then.
+    let blocking_threads =
+        reload::blocking_threads_for(&dispatcher, &config).max(RELOAD_BLOCKING_THREADS);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(blocking_threads)
@@ -159,8 +172,31 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
                 idle_timeout: config.idle_timeout,
                 max_abandoned_calls: config.max_abandoned_calls,
             },
+            config.admin.clone(),
+            config.file.clone(),
         );
+        shared
+            .stats
+            .restarts
+            .store(handover.restarts, std::sync::atomic::Ordering::Relaxed);
         crate::watchdog::start(Arc::clone(&shared)).context("cannot start the watchdog")?;
+        if let Some(addr) = config.metrics_listen {
+            crate::metrics::start(addr, Arc::clone(&shared))?;
+        }
+        if let Some(control) = handover.control {
+            // SAFETY: the supervisor passed this descriptor, its end of a
+            // socket pair, for this process alone to own.
+            let channel = unsafe { UnixStream::from_raw_fd(control) };
+            Reloader {
+                shared: Arc::clone(&shared),
+                kept: started.kept,
+                blocking_threads,
+                region,
+                config_file: config.file.clone(),
+            }
+            .start(channel)
+            .context("cannot start the reload thread")?;
+        }
         let settings = ServerSettings {
             max_connections: config.max_connections,
             shutdown_timeout: config.shutdown_timeout,

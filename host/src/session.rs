@@ -17,6 +17,7 @@ use crate::framing::{Frame, LineDecoder};
 use crate::outgoing::frame_reply;
 use crate::plugin_states::PluginStates;
 use crate::reply::Reply;
+use crate::stats;
 
 /// Panics are logged at most once a second: a client that keeps
 /// triggering one must not be able to flood the log.
@@ -68,6 +69,13 @@ pub enum Action {
     Continue,
     /// Send what is waiting, then close.
     Close,
+    /// Answer `INFO`, from what the connection shares with the others
+    /// (`crate::info`).
+    Info,
+    /// Answer `HELP`, or `HELP <topic>` (`crate::help`).
+    Help {
+        topic: Option<String>,
+    },
     /// Run route `route` of `dispatcher` on `line` on a blocking thread
     /// (`blocking_call::call`).
     Blocking {
@@ -158,10 +166,31 @@ impl Session {
         let Ok(text) = std::str::from_utf8(&line) else {
             return self.reply(Reply::InvalidUtf8);
         };
-        debug!(connection = self.client.id, request = text, "request");
+        // An `AUTH` line holds the admin secret, or a near miss of it.
+        let logged = if text.starts_with("AUTH ") {
+            "AUTH ..."
+        } else {
+            text
+        };
+        debug!(connection = self.client.id, request = logged, "request");
         if text == "CLOSE" {
             Reply::CloseConfirm.write_to(&mut self.out);
             return Action::Close;
+        }
+        if text == "INFO" {
+            return Action::Info;
+        }
+        if let Some(topic) = text.strip_prefix("HELP") {
+            // `HELP`, or `HELP <command>`; `HELPER` is another command.
+            match topic.strip_prefix(' ') {
+                None if topic.is_empty() => return Action::Help { topic: None },
+                Some(topic) => {
+                    return Action::Help {
+                        topic: Some(topic.trim().to_owned()),
+                    };
+                }
+                None => {}
+            }
         }
         let current = dispatch.load();
         if !Arc::ptr_eq(&current, self.states.table()) {
@@ -207,9 +236,14 @@ impl Session {
                 // No clock is read: the watchdog sees a call that stalls
                 // the thread and sends the hook to blocking threads.
                 let _mark = call_slots::enter(route, None);
+                let timed = stats::sample();
                 let client = self.client.ffi();
                 let (table, state) = self.states.split(plugin, &client);
-                table.call(route, text, &mut self.spans, client, state, &mut self.out)
+                let result = table.call(route, text, &mut self.spans, client, state, &mut self.out);
+                if let Some(started) = timed {
+                    table.stats(route).latency.record(started.elapsed());
+                }
+                result
             };
             match self.after_call(route, text, start, result) {
                 Next::Done(action) => return action,

@@ -4,10 +4,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use std::path::PathBuf;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+
+use crate::admin::Admin;
 
 use crate::dispatch::Dispatcher;
 use crate::inbox::Registry;
+use crate::stats::ServerStats;
 
 /// What every connection reads; cheap to reach from any task.
 pub struct Shared {
@@ -18,6 +23,11 @@ pub struct Shared {
     /// Every open connection's inbox, for plugins' pushes.
     pub registry: Arc<Registry>,
     pub limits: Limits,
+    pub stats: ServerStats,
+    /// `[admin]` of the config in force; a reload replaces it.
+    pub admin: ArcSwapOption<Admin>,
+    /// The config file, which `RELOAD` names to the supervisor.
+    pub config_file: PathBuf,
     next_connection_id: AtomicU64,
     /// Set when the host starts stopping; read by busy connections, for
     /// which checking a flag per batch is cheaper than polling a future.
@@ -35,11 +45,20 @@ pub struct Limits {
 }
 
 impl Shared {
-    pub fn new(dispatcher: Dispatcher, registry: Arc<Registry>, limits: Limits) -> Arc<Shared> {
+    pub fn new(
+        dispatcher: Dispatcher,
+        registry: Arc<Registry>,
+        limits: Limits,
+        admin: Option<Admin>,
+        config_file: PathBuf,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             dispatch: ArcSwap::from_pointee(dispatcher),
             registry,
             limits,
+            stats: ServerStats::new(),
+            admin: ArcSwapOption::from_pointee(admin),
+            config_file,
             next_connection_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
         })

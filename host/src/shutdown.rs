@@ -2,11 +2,16 @@
 //! an operator or a service manager may send that must not kill it.
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tracing::{info, warn};
+use tokio::sync::mpsc;
+use tracing::info;
 
-/// SIGINT (Ctrl-C), SIGTERM and SIGQUIT stop the host gracefully; SIGHUP,
-/// SIGUSR1, SIGUSR2 and SIGALRM, whose default action would end it at
-/// once, are logged and ignored. Caught from the moment this is created.
+use crate::reload_socket::ReloadRequest;
+
+/// SIGINT (Ctrl-C), SIGTERM and SIGQUIT stop the host gracefully; SIGHUP
+/// reloads where [`StopSignals::reload_on_hangup`] says where to, and is
+/// ignored elsewhere; SIGUSR1, SIGUSR2 and SIGALRM, whose default action
+/// would end the host at once, are logged and ignored. Caught from the
+/// moment this is created.
 ///
 /// Created before the host announces its address: a signal that arrives
 /// between the announcement and the first poll must still stop the host
@@ -19,6 +24,7 @@ pub struct StopSignals {
     user1: Signal,
     user2: Signal,
     alarm: Signal,
+    reloads: Option<mpsc::Sender<ReloadRequest>>,
 }
 
 impl StopSignals {
@@ -31,7 +37,14 @@ impl StopSignals {
             user1: signal(SignalKind::user_defined1())?,
             user2: signal(SignalKind::user_defined2())?,
             alarm: signal(SignalKind::alarm())?,
+            reloads: None,
         })
+    }
+
+    /// SIGHUP sends a reload request to `requests` (in the supervisor).
+    pub fn reload_on_hangup(mut self, requests: mpsc::Sender<ReloadRequest>) -> StopSignals {
+        self.reloads = Some(requests);
+        self
     }
 
     /// Completes when a stopping signal arrives.
@@ -41,9 +54,14 @@ impl StopSignals {
                 _ = self.interrupt.recv() => return info!("received SIGINT"),
                 _ = self.terminate.recv() => return info!("received SIGTERM"),
                 _ = self.quit.recv() => return info!("received SIGQUIT"),
-                _ = self.hangup.recv() => {
-                    warn!("received SIGHUP: reloading is not supported yet; serving on as before")
-                }
+                _ = self.hangup.recv() => match &self.reloads {
+                    Some(requests) => {
+                        info!("received SIGHUP: reloading");
+                        // A reload already waiting will read the same files.
+                        let _ = requests.try_send(ReloadRequest { reply: None });
+                    }
+                    None => info!("received SIGHUP: ignored here; the supervisor reloads"),
+                },
                 _ = self.user1.recv() => info!("received SIGUSR1: ignored"),
                 _ = self.user2.recv() => info!("received SIGUSR2: ignored"),
                 _ = self.alarm.recv() => info!("received SIGALRM: ignored"),

@@ -58,6 +58,9 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// that no request runs (a thread of its own) keeps killing them.
 const UNBLAMED_DEATHS: usize = 3;
 const UNBLAMED_WINDOW: Duration = Duration::from_secs(60);
+/// Reload requests waiting at once; SIGHUPs past it are dropped, since a
+/// waiting reload reads the same files anyway.
+const RELOAD_QUEUE: usize = 16;
 
 /// Everything a serving process is started from.
 pub struct Supervisor {
@@ -88,6 +91,8 @@ struct Memory {
     pause: Duration,
     /// When serving processes died with no hook to blame, lately.
     unblamed: Vec<Instant>,
+    /// Serving processes started so far.
+    started: u64,
 }
 
 impl Supervisor {
@@ -99,14 +104,14 @@ impl Supervisor {
         let (region_fd, _) = Region::create().context("cannot map memory for the call slots")?;
         let runtime = current_thread()?;
         runtime.block_on(async {
-            let (mut child, ready) = self.spawn(&region_fd, &[], true)?;
+            let (mut child, ready, _) = self.spawn(&region_fd, &[], true, 0)?;
             drop(ready);
             Ok(child.wait().await?.success())
         })
     }
 
     /// Serves until SIGINT or SIGTERM; the exit code of the host.
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub fn run(mut self) -> anyhow::Result<ExitCode> {
         let (region_fd, region) =
             Region::create().context("cannot map memory for the call slots")?;
         let mut memory = Memory {
@@ -116,6 +121,7 @@ impl Supervisor {
             disabled: Vec::new(),
             pause: Duration::ZERO,
             unblamed: Vec::new(),
+            started: 0,
         };
         let runtime = current_thread()?;
         let code = runtime.block_on(self.supervise(&mut memory))?;
@@ -123,8 +129,17 @@ impl Supervisor {
         Ok(code)
     }
 
-    async fn supervise(&self, memory: &mut Memory) -> anyhow::Result<ExitCode> {
-        let signals = StopSignals::install().context("cannot catch SIGINT and SIGTERM")?;
+    async fn supervise(&mut self, memory: &mut Memory) -> anyhow::Result<ExitCode> {
+        let (reload_tx, mut reloads) = tokio::sync::mpsc::channel(RELOAD_QUEUE);
+        let signals = StopSignals::install()
+            .context("cannot catch SIGINT and SIGTERM")?
+            .reload_on_hangup(reload_tx.clone());
+        if let Err(e) = crate::reload_socket::listen(&self.config.file, reload_tx) {
+            warn!(
+                "`linehost reload` cannot reach this host ({e}): another host serves the same \
+                 config file; SIGHUP still reloads"
+            );
+        }
         let mut stop = std::pin::pin!(signals.recv());
         // One write, plain first: scripts read the first line.
         let mut listening = String::new();
@@ -142,19 +157,21 @@ impl Supervisor {
         };
         let mut announced = false;
         loop {
-            let (mut child, ready) = match self.spawn(&memory.region_fd, &memory.disabled, false) {
-                Ok(spawned) => spawned,
-                Err(e) if announced => {
-                    // Out of processes or descriptors for a moment: the
-                    // listening socket stays open while we try again.
-                    error!("{e:#}");
-                    if pause(memory, stop.as_mut()).await {
-                        return Ok(ExitCode::SUCCESS);
+            let (mut child, ready, channel) =
+                match self.spawn(&memory.region_fd, &memory.disabled, false, memory.started) {
+                    Ok(spawned) => spawned,
+                    Err(e) if announced => {
+                        // Out of processes or descriptors for a moment: the
+                        // listening socket stays open while we try again.
+                        error!("{e:#}");
+                        if pause(memory, stop.as_mut()).await {
+                            return Ok(ExitCode::SUCCESS);
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
+                    Err(e) => return Err(e),
+                };
+            memory.started += 1;
             let group = child.id();
             let started = Instant::now();
             match start(&mut child, ready, stop.as_mut()).await {
@@ -196,34 +213,76 @@ impl Supervisor {
                 crate::notify::ready(addr);
                 announced = true;
             }
-            tokio::select! {
-                biased;
-                () = stop.as_mut() => {
-                    crate::notify::stopping();
-                    stop_child(&mut child, self.config.shutdown_timeout + STOP_GRACE).await;
-                    kill_group(group);
+            let mut channel = Some(channel);
+            let status = loop {
+                tokio::select! {
+                    biased;
+                    () = stop.as_mut() => {
+                        crate::notify::stopping();
+                        stop_child(&mut child, self.config.shutdown_timeout + STOP_GRACE).await;
+                        kill_group(group);
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    status = child.wait() => break status,
+                    Some(request) = reloads.recv() => {
+                        let outcome = self.reload(memory, &mut channel).await;
+                        if let Some(reply) = request.reply {
+                            let _ = reply.send(outcome);
+                        }
+                    }
+                }
+            };
+            let status = status.context("cannot wait for the serving process")?;
+            // What a plugin started goes with the process it crashed.
+            kill_group(group);
+            let blamed = self.mourn(status, started, memory);
+            memory.region.clear();
+            let now = Instant::now();
+            memory
+                .unblamed
+                .retain(|t| now.duration_since(*t) < UNBLAMED_WINDOW);
+            if !blamed {
+                memory.unblamed.push(now);
+            }
+            let looping = memory.unblamed.len() >= UNBLAMED_DEATHS;
+            if !blamed && (started.elapsed() < QUICK_DEATH || looping) {
+                if pause(memory, stop.as_mut()).await {
                     return Ok(ExitCode::SUCCESS);
                 }
-                status = child.wait() => {
-                    let status = status.context("cannot wait for the serving process")?;
-                    // What a plugin started goes with the process it crashed.
-                    kill_group(group);
-                    let blamed = self.mourn(status, started, memory);
-                    memory.region.clear();
-                    let now = Instant::now();
-                    memory.unblamed.retain(|t| now.duration_since(*t) < UNBLAMED_WINDOW);
-                    if !blamed {
-                        memory.unblamed.push(now);
-                    }
-                    let looping = memory.unblamed.len() >= UNBLAMED_DEATHS;
-                    if !blamed && (started.elapsed() < QUICK_DEATH || looping) {
-                        if pause(memory, stop.as_mut()).await {
-                            return Ok(ExitCode::SUCCESS);
-                        }
-                    } else {
-                        memory.pause = Duration::ZERO;
-                    }
-                }
+            } else {
+                memory.pause = Duration::ZERO;
+            }
+        }
+    }
+
+    /// Reloads the config and the plugins (`crate::reload_order`); on
+    /// success the next serving process starts from them too, and crash
+    /// counts start again, as for a new host.
+    async fn reload(
+        &mut self,
+        memory: &mut Memory,
+        channel: &mut Option<std::os::unix::net::UnixStream>,
+    ) -> Result<String, String> {
+        let reloaded =
+            crate::reload_order::reload(&self.config, &self.runtime_dir, &self.prepared, channel)
+                .await;
+        match reloaded {
+            Ok(reloaded) => {
+                self.config = reloaded.config;
+                self.config_text = reloaded.config_text;
+                self.prepared = reloaded.prepared;
+                memory.crashes.clear();
+                memory.disabled.clear();
+                info!(
+                    plugins = self.prepared.len(),
+                    "reloaded {}",
+                    self.config.file.display()
+                );
+                Ok(reloaded.notes)
+            }
+            Err(e) => {
+                error!("reload failed; serving on as before: {e}");
+                Err(e)
             }
         }
     }
@@ -302,7 +361,7 @@ impl Supervisor {
                 error!(
                     plugin = %key.0,
                     hook = %format!("{} `{pattern}`", key.1),
-                    "disabling hook until the host restarts: {reason}"
+                    "disabling hook until the host restarts or reloads: {reason}"
                 );
                 memory.disabled.push((key.0, key.1, reason));
             }
@@ -317,9 +376,12 @@ impl Supervisor {
         region: &OwnedFd,
         disabled: &[(String, usize, String)],
         start_only: bool,
-    ) -> anyhow::Result<(Child, std::io::PipeReader)> {
+        restarts: u64,
+    ) -> anyhow::Result<(Child, std::io::PipeReader, std::os::unix::net::UnixStream)> {
         let (ready_reader, ready_writer) =
             std::io::pipe().context("cannot make a pipe for the serving process")?;
+        let (control, control_child) = std::os::unix::net::UnixStream::pair()
+            .context("cannot make a channel to the serving process")?;
         // /proc/self/exe is this very binary, even if the file was replaced
         // since: supervisor and serving process always match.
         let mut command = Command::new("/proc/self/exe");
@@ -330,7 +392,11 @@ impl Supervisor {
             .arg("--slots-fd")
             .arg(region.as_raw_fd().to_string())
             .arg("--ready-fd")
-            .arg(ready_writer.as_raw_fd().to_string());
+            .arg(ready_writer.as_raw_fd().to_string())
+            .arg("--control-fd")
+            .arg(control_child.as_raw_fd().to_string())
+            .arg("--restarts")
+            .arg(restarts.to_string());
         if start_only {
             command.arg("--start-only");
         }
@@ -347,7 +413,11 @@ impl Supervisor {
                 .arg("--disabled")
                 .arg(format!("{hook}:{plugin}\t{reason}"));
         }
-        let mut inherited: Vec<RawFd> = vec![region.as_raw_fd(), ready_writer.as_raw_fd()];
+        let mut inherited: Vec<RawFd> = vec![
+            region.as_raw_fd(),
+            ready_writer.as_raw_fd(),
+            control_child.as_raw_fd(),
+        ];
         if let Some(listener) = &self.listener {
             command
                 .arg("--listener-fd")
@@ -402,6 +472,7 @@ impl Supervisor {
             .spawn()
             .context("cannot start the serving process")?;
         drop(ready_writer);
+        drop(control_child);
         if let Some(mut stdin) = child.stdin.take() {
             // Written while the child reads; a child that dies before
             // reading it all is seen when it is waited for.
@@ -411,7 +482,7 @@ impl Supervisor {
                 let _ = stdin.write_all(text.as_bytes()).await;
             });
         }
-        Ok((child, ready_reader))
+        Ok((child, ready_reader, control))
     }
 }
 

@@ -130,3 +130,56 @@ fn a_state_held_by_a_timed_out_call_goes_back_to_the_plugin_and_the_connection_s
         closes()
     );
 }
+
+#[test]
+fn a_reload_hands_a_removed_plugins_state_back_and_starts_an_added_one() {
+    let start = HostStart::new();
+    let log = start.dir().join("events.log");
+    let gatekeeper = format!(
+        "{}[plugin.settings]\nevents = {:?}\n",
+        plugin_entry("gatekeeper"),
+        log.display().to_string()
+    );
+    let host = start
+        .config(format!("{gatekeeper}{}", plugin_entry("testkit")))
+        .spawn();
+    let events = || std::fs::read_to_string(&log).unwrap_or_default();
+    let (mut c, _) = Conn::open(host.addr());
+    assert_eq!(c.ask("LOGIN ada"), "MSG welcome ada");
+    // A pending reply of the plugin about to go, answered after the reload.
+    c.send("LATER 1500 promised");
+
+    // The reload removes gatekeeper; the connection stays.
+    std::fs::write(host.config_file(), plugin_entry("testkit")).unwrap();
+    let reloaded = host.reload();
+    assert!(reloaded.status.success(), "{reloaded:?}");
+    assert_eq!(c.line(), "MSG promised", "a pending reply still comes");
+    assert!(!events().contains("close"), "{}", events());
+    // The next line uses the new table: no gate, and gatekeeper gets the
+    // connection's state back.
+    assert_eq!(c.ask("ECHO free"), "MSG free");
+    assert!(
+        wait_until(WAIT, || events()
+            .lines()
+            .any(|l| l.starts_with("close ") && l.ends_with(" ada"))),
+        "{}",
+        events()
+    );
+
+    // Added back: a fresh instance, which this connection meets on its
+    // next line, logged out.
+    std::fs::write(
+        host.config_file(),
+        format!("{gatekeeper}{}", plugin_entry("testkit")),
+    )
+    .unwrap();
+    let reloaded = host.reload();
+    assert!(reloaded.status.success(), "{reloaded:?}");
+    assert_eq!(c.ask("ECHO gated"), "ERR login first");
+    assert_eq!(
+        events().lines().filter(|l| l.starts_with("open ")).count(),
+        2,
+        "{}",
+        events()
+    );
+}

@@ -6,14 +6,13 @@
 
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use test_support::{
-    Conn, HostProcess, HostStart, WAIT, build_outside, copy_dirs, plugin_entry, wait_until,
-    workspace_dir,
+    Conn, HostProcess, HostStart, WAIT, build_test_plugin, copy_dirs, plugin_entry, wait_until,
 };
 
 const GREETING: &str = "MSG Welcome aboard !";
@@ -545,28 +544,9 @@ fn a_hook_that_crashed_three_times_is_disabled_and_the_rest_serve() {
     );
 }
 
-/// Builds `test-plugins/abortpanic` as a third party would, outside the
-/// workspace (its `panic = "abort"` profile must not reach the workspace's
-/// plugins); returns the library.
-fn build_abortpanic() -> PathBuf {
-    let source = workspace_dir().join("test-plugins/abortpanic");
-    let krate = tempfile::tempdir().unwrap();
-    let manifest = std::fs::read_to_string(source.join("Cargo.toml")).unwrap();
-    let api = workspace_dir().join("plugin-api");
-    let manifest = manifest.replace(
-        "\"../../plugin-api\"",
-        &format!("{:?}", api.display().to_string()),
-    );
-    assert!(manifest.contains(&api.display().to_string()), "{manifest}");
-    std::fs::write(krate.path().join("Cargo.toml"), manifest).unwrap();
-    std::fs::create_dir(krate.path().join("src")).unwrap();
-    std::fs::copy(source.join("src/lib.rs"), krate.path().join("src/lib.rs")).unwrap();
-    build_outside(krate.path(), &[]).join(plugin_api::library_file_name("abortpanic"))
-}
-
 #[test]
 fn a_panic_in_a_panic_abort_plugin_is_contained_as_a_crash() {
-    let library = build_abortpanic();
+    let library = build_test_plugin("abortpanic", &[]);
     let runtime = tempfile::tempdir().unwrap();
     let host = HostStart::new()
         .config(format!(

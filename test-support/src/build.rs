@@ -151,6 +151,30 @@ pub fn build_outside(dir: &Path, args: &[&str]) -> PathBuf {
     layout.artifacts_in(&target_dir)
 }
 
+/// Builds `test-plugins/<name>`, a test plugin kept out of the workspace
+/// (a profile or features of its own), as a third party would: a copy
+/// outside the workspace, with the `plugin-api` path made absolute, built
+/// with extra cargo `args` (`--features v2`). Returns the library.
+///
+/// Builds share a target directory, so a later build with other features
+/// writes the same file: copy it before building the crate again.
+pub fn build_test_plugin(name: &str, args: &[&str]) -> PathBuf {
+    let source = workspace_dir().join("test-plugins").join(name);
+    let krate = tempfile::tempdir().expect("temp dir");
+    let manifest = std::fs::read_to_string(source.join("Cargo.toml")).expect("read the manifest");
+    let api = workspace_dir().join("plugin-api");
+    let manifest = manifest.replace(
+        "\"../../plugin-api\"",
+        &format!("{:?}", api.display().to_string()),
+    );
+    assert!(manifest.contains(&api.display().to_string()), "{manifest}");
+    std::fs::write(krate.path().join("Cargo.toml"), manifest).expect("write the manifest");
+    std::fs::create_dir(krate.path().join("src")).expect("create src");
+    std::fs::copy(source.join("src/lib.rs"), krate.path().join("src/lib.rs"))
+        .expect("copy the source");
+    build_outside(krate.path(), args).join(plugin_api::library_file_name(name))
+}
+
 /// Path of the compiled plugin library of package `name` (`lib<name>.so` on Linux).
 pub fn plugin_path(name: &str) -> PathBuf {
     artifact_dir().join(plugin_api::library_file_name(name))

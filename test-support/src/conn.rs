@@ -17,9 +17,32 @@ impl Conn {
         (conn, greeting)
     }
 
+    /// Connects from `local` (say 127.0.0.2, to stand for another
+    /// machine) and reads the greeting line.
+    pub fn open_from(local: std::net::IpAddr, addr: SocketAddr) -> (Conn, String) {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .expect("socket");
+        socket
+            .bind(&SocketAddr::new(local, 0).into())
+            .unwrap_or_else(|e| panic!("bind the client to {local}: {e}"));
+        socket
+            .connect_timeout(&addr.into(), WAIT)
+            .expect("connect to host");
+        let mut conn = Conn::from_stream(socket.into());
+        let greeting = conn.line();
+        (conn, greeting)
+    }
+
     /// Connects without reading anything.
     pub fn connect(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect to host");
+        Conn::from_stream(TcpStream::connect_timeout(&addr, WAIT).expect("connect to host"))
+    }
+
+    fn from_stream(stream: TcpStream) -> Conn {
         stream.set_read_timeout(Some(WAIT)).expect("read timeout");
         stream.set_write_timeout(Some(WAIT)).expect("write timeout");
         stream.set_nodelay(true).expect("nodelay");
@@ -58,6 +81,35 @@ impl Conn {
         }
         assert_eq!(buf.pop(), Some(b'\n'), "line cut off: {buf:?}");
         Some(String::from_utf8(buf).expect("host sent invalid UTF-8"))
+    }
+
+    /// Sends `line` and returns its reply of several lines, each starting
+    /// with `prefix` and a space, up to the line `<prefix> end` (left out),
+    /// which ends the reply; every line before it must carry the `| ` of a
+    /// reply that goes on. Panics on another line, or past 10,000 lines.
+    pub fn ask_lines(&mut self, line: &str, prefix: &str) -> Vec<String> {
+        self.send(line);
+        let end = format!("{prefix} end");
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            let line = match line.strip_prefix("| ") {
+                Some(rest) => rest.to_owned(),
+                None => {
+                    assert_eq!(line, end, "a reply's last line, after {lines:?}");
+                    return lines;
+                }
+            };
+            assert!(
+                line.starts_with(&format!("{prefix} ")),
+                "{line:?} after {lines:?}"
+            );
+            if line == end {
+                return lines;
+            }
+            lines.push(line);
+            assert!(lines.len() < 10_000, "no {end:?}");
+        }
     }
 
     /// Sends `line` and returns the one-line reply.

@@ -259,6 +259,41 @@ impl HostProcess {
         serving_pid_of(self.child.id())
     }
 
+    /// The host's `config.toml`, which a test may rewrite before a reload.
+    pub fn config_file(&self) -> PathBuf {
+        self._dir.path().join("config.toml")
+    }
+
+    /// Runs `linehost reload` for this host, bounded by [`WAIT`]; what it
+    /// printed, and whether it exited 0.
+    pub fn reload(&self) -> HostOutput {
+        let mut child = Command::new(bin_path("linehost"))
+            .arg("reload")
+            .arg("--config")
+            .arg(self.config_file())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn linehost reload");
+        let status = wait_bounded(&mut child, WAIT).unwrap_or_else(|| {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("linehost reload did not exit within {WAIT:?}")
+        });
+        let mut out = String::new();
+        let mut err = String::new();
+        use std::io::Read;
+        let _ = child.stdout.take().map(|mut s| s.read_to_string(&mut out));
+        let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut err));
+        HostOutput {
+            status,
+            stdout: out,
+            stderr: err,
+        }
+    }
+
     /// What the host has logged so far.
     pub fn stderr(&self) -> String {
         read(&self.stderr)

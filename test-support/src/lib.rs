@@ -8,16 +8,18 @@
 
 mod build;
 mod conn;
+mod framed;
 mod host;
 pub mod root;
 pub mod tls;
 mod wait;
 
 pub use build::{
-    artifact_dir, bin_path, build_outside, build_workspace, plugin_entry, plugin_path,
-    workspace_dir,
+    artifact_dir, bin_path, build_outside, build_test_plugin, build_workspace, plugin_entry,
+    plugin_path, workspace_dir,
 };
 pub use conn::Conn;
+pub use framed::{CONTINUED, Framed, PUSHED};
 pub use host::{HostOutput, HostProcess, HostStart, copy_dirs, serving_pid_of};
 pub use wait::{wait_bounded, wait_or_kill, wait_until};
 

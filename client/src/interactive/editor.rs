@@ -12,6 +12,7 @@ use rustyline::history::DefaultHistory;
 use super::Event;
 use super::gate::GatedPrompt;
 use crate::completion::CommandHelper;
+use crate::help_words::Learned;
 use crate::history::History;
 
 type LineEditor = Editor<CommandHelper, DefaultHistory>;
@@ -26,7 +27,7 @@ pub(super) enum Input {
     Failed(ReadlineError),
 }
 
-pub(super) fn new_editor() -> anyhow::Result<LineEditor> {
+pub(super) fn new_editor(learned: Learned) -> anyhow::Result<LineEditor> {
     let mut config = Config::builder()
         .completion_type(CompletionType::List)
         .auto_add_history(false)
@@ -38,7 +39,7 @@ pub(super) fn new_editor() -> anyhow::Result<LineEditor> {
     config.enable_synchronized_output(false);
     let config = config.build();
     let mut editor = LineEditor::with_config(config).context("starting the line editor")?;
-    editor.set_helper(Some(CommandHelper));
+    editor.set_helper(Some(CommandHelper { learned }));
     Ok(editor)
 }
 

@@ -37,6 +37,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::exit::Exit;
+use crate::help_words::Learned;
 use crate::history::History;
 use crate::lines::LineReader;
 
@@ -69,7 +70,11 @@ pub fn run(
 
     // Taken before the editor ever switches the terminal to raw mode.
     let terminal = TerminalMode::save();
-    let mut editor = editor::new_editor()?;
+    let learned = Learned::default();
+    if let Ok(addr) = stream.peer_addr() {
+        crate::help_words::learn(addr, timeout, Arc::clone(&learned));
+    }
+    let mut editor = editor::new_editor(learned)?;
     let history = history.map(|path| History::load(&mut editor, path));
     let printer: Option<Printer> = editor
         .create_external_printer()

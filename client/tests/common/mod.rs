@@ -35,6 +35,14 @@ pub fn host() -> HostProcess {
     HostStart::new().config(config).spawn()
 }
 
+/// Starts the real host with the chat plugin, whose `SAY` pushes lines
+/// and whose `WHO` answers with several.
+pub fn chat_host() -> HostProcess {
+    HostStart::new()
+        .config(test_support::plugin_entry("chat"))
+        .spawn()
+}
+
 /// The client command for `host`, with the address as positional arguments.
 pub fn client_cmd(host: &HostProcess) -> Command {
     client_at(host.addr())

@@ -15,6 +15,7 @@ mod load_error;
 mod locate;
 mod private_copy;
 pub mod regular_file;
+mod reuse;
 pub mod trust;
 
 use std::collections::HashMap;
@@ -55,12 +56,18 @@ pub struct LoadedPlugin {
     pub calls: Arc<Budget>,
     /// Its calls that timed out and whose threads still run.
     pub abandoned: Arc<AtomicUsize>,
+    /// What `INFO` and the metrics show of it and its hooks.
+    pub stats: crate::stats::PluginStats,
 }
 
 /// One hook of a loaded plugin, its pattern compiled.
 pub struct LoadedHook {
     pub pattern: HookPattern,
     pub blocking: bool,
+    /// How the command is written and what it does, as the plugin says
+    /// (`Hook::usage`, `Hook::describe`); empty if it does not.
+    pub usage: String,
+    pub description: String,
 }
 
 /// The outcome of loading every plugin in the config.
@@ -103,6 +110,18 @@ pub fn load_all(config: &Config, runtime: &RuntimeDir, host: &HostServices) -> L
 /// order, without running any of their code: what the supervisor does
 /// before a serving process loads them.
 pub fn prepare_all(config: &Config, runtime: &RuntimeDir) -> PrepareReport {
+    prepare_all_reusing(config, runtime, &[])
+}
+
+/// [`prepare_all`] for a reload: a library whose bytes are those of a copy
+/// in `previous` keeps that copy (and, in the serving process, its loaded
+/// instance); a changed one gets a fresh copy under a new name, since the
+/// dynamic loader knows a library by the name it was loaded under.
+pub fn prepare_all_reusing(
+    config: &Config,
+    runtime: &RuntimeDir,
+    previous: &[Prepared],
+) -> PrepareReport {
     let mut report = PrepareReport {
         prepared: Vec::new(),
         skipped: Vec::new(),
@@ -113,8 +132,9 @@ pub fn prepare_all(config: &Config, runtime: &RuntimeDir) -> PrepareReport {
     // recognised before it is copied, not after a copy per entry.
     let mut seen: HashMap<(u64, u64), &PluginEntry> = HashMap::new();
     for (index, entry) in config.plugins.iter().enumerate() {
-        let result = open_one(config, entry, &mut seen)
-            .and_then(|(file, opened)| prepare_one(config, entry, index, runtime, file, opened));
+        let result = open_one(config, entry, &mut seen).and_then(|(file, opened)| {
+            prepare_one(config, entry, index, runtime, previous, file, opened)
+        });
         match result {
             Ok(prepared) => report.prepared.push(prepared),
             // A file listed twice is a mistake in the config, not a plugin
@@ -206,12 +226,16 @@ fn prepare_one(
     entry: &PluginEntry,
     index: usize,
     runtime: &RuntimeDir,
+    previous: &[Prepared],
     file: PathBuf,
     mut opened: File,
 ) -> Result<Prepared, LoadError> {
     let fail = |kind| LoadError::new(entry, Some(&file), kind);
     if config.strict_modes {
         trust::check(&file, &opened).map_err(|reason| fail(LoadErrorKind::Untrusted { reason }))?;
+    }
+    if let Some(copy) = reuse::same_copy(previous, &mut opened) {
+        return Ok(Prepared { index, file, copy });
     }
     let copy = runtime
         .copy_in(&mut opened, &file, index)
@@ -268,6 +292,8 @@ impl LoadedPlugin {
                     Ok(pattern) => Ok(LoadedHook {
                         pattern,
                         blocking: spec.blocking,
+                        usage: spec.usage.into_string(),
+                        description: spec.description.into_string(),
                     }),
                     Err(e) => Err(LoadErrorKind::BadPattern {
                         hook: i + 1,
@@ -286,10 +312,11 @@ impl LoadedPlugin {
             version,
             file,
             object,
-            hooks,
             limits,
             calls: Budget::new(limits.max_calls),
             abandoned: Arc::new(AtomicUsize::new(0)),
+            stats: crate::stats::PluginStats::new(hooks.len()),
+            hooks,
         })
     }
 

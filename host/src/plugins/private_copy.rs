@@ -28,6 +28,8 @@ pub(super) const LOCK_FILE: &str = ".lock";
 /// Attempts at creating a directory before giving up: each fails only if a
 /// concurrent start took the name or cleared the directory as a leftover.
 const CREATE_ATTEMPTS: usize = 8;
+/// Copies of one config entry's library at most, over the host's life.
+const MAX_GENERATIONS: usize = 1 << 20;
 
 /// A private directory (mode 0700) for the copies, removed on drop.
 pub struct RuntimeDir {
@@ -43,6 +45,7 @@ pub struct RuntimeDir {
 }
 
 /// A library copied into the private directory.
+#[derive(Debug, Clone)]
 pub struct PrivateCopy {
     /// Where the copy lies, for messages.
     pub path: PathBuf,
@@ -156,19 +159,34 @@ impl RuntimeDir {
         name_hint: &Path,
         index: usize,
     ) -> io::Result<PrivateCopy> {
-        let path = self
-            .dir
-            .path()
-            .join(format!("{index}-{}", file_name(name_hint)));
-        // `create_new` (O_EXCL) and `O_NOFOLLOW`: never write through a
-        // file or link that is already there.
-        let mut out = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)?;
+        // A reload copies a changed library of the same entry again, beside
+        // the copy still mapped: `3-libx.so`, then `3.1-libx.so`, ...
+        let name = file_name(name_hint);
+        let mut generation = 0usize;
+        let (path, mut out) = loop {
+            let path = match generation {
+                0 => self.dir.path().join(format!("{index}-{name}")),
+                g => self.dir.path().join(format!("{index}.{g}-{name}")),
+            };
+            // `create_new` (O_EXCL) and `O_NOFOLLOW`: never write through a
+            // file or link that is already there.
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+            {
+                Ok(out) => break (path, out),
+                Err(e)
+                    if e.kind() == io::ErrorKind::AlreadyExists && generation < MAX_GENERATIONS =>
+                {
+                    generation += 1
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let written = set_mode(&out, 0o600)
             .and_then(|()| source.seek(SeekFrom::Start(0)))
             .and_then(|_| io::copy(source, &mut out))

@@ -26,6 +26,9 @@ pub enum Command {
     /// Open many connections, send nothing, hold them, and report the
     /// server's memory (for the cost of an idle connection).
     Idle(IdleArgs),
+    /// One publisher, many subscribers: lines delivered per second, chat
+    /// `SAY` to a room or Redis `PUBLISH` to a channel.
+    Fanout(FanoutArgs),
 }
 
 /// Where the server is, how it greets, and how this tool runs.
@@ -198,4 +201,58 @@ pub struct IdleArgs {
     /// backlog and stall on SYN retransmits.
     #[arg(long, default_value_t = 256)]
     pub connect_concurrency: usize,
+}
+
+/// The fan-out run's protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FanoutProtocol {
+    /// The host's chat plugin: subscribers `JOIN`, the publisher `SAY`s.
+    Chat,
+    /// Redis: subscribers `SUBSCRIBE`, the publisher `PUBLISH`es.
+    Redis,
+}
+
+#[derive(Debug, Args)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// How to subscribe and publish.
+    #[arg(long, value_enum, default_value = "chat")]
+    pub protocol: FanoutProtocol,
+
+    /// Subscribers, each on a connection of its own.
+    #[arg(short = 's', long, default_value_t = 1000)]
+    pub subscribers: usize,
+
+    /// How long the publisher publishes.
+    #[arg(short = 'd', long, value_name = "DURATION", default_value = "5s", value_parser = duration::parse)]
+    pub duration: Duration,
+
+    /// Messages the publisher writes at once before waiting for their replies.
+    #[arg(short = 'P', long, default_value_t = 16)]
+    pub pipeline: usize,
+
+    /// Most messages the publisher may be ahead of the average subscriber;
+    /// it waits beyond that, so that no server has to buffer without bound.
+    #[arg(long, default_value_t = 1000)]
+    pub max_lag: u64,
+
+    /// The text of every message.
+    #[arg(long, default_value = "fan-out-payload-0123456789")]
+    pub payload: String,
+
+    /// Pause after every subscriber joined, before the run, so that the
+    /// notices of joining are delivered and left out.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration::parse)]
+    pub settle: Duration,
+
+    /// Longest wait, after the publisher stopped, for the last deliveries.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
+    pub drain_timeout: Duration,
+
+    /// Server process whose CPU time to report, per delivered line (as
+    /// for the load run).
+    #[arg(long, value_name = "PID")]
+    pub cpu_pid: Option<u32>,
 }

@@ -180,6 +180,11 @@ async fn windows(
                 let Some(line) = conn.lines.next_line() else {
                     break;
                 };
+                if !bench::framing::ends_reply(line) {
+                    // A line of a longer reply, or a pushed one: the
+                    // reply's last line is what `--expect` checks.
+                    continue;
+                }
                 waiting -= 1;
                 if plan.expect.matches(line) {
                     outcome.matched += 1;

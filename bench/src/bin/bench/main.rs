@@ -1,6 +1,7 @@
 //! `bench`: load generator for line-protocol servers. See `bench --help`.
 
 mod args;
+mod fanout;
 mod idle;
 mod latency;
 mod load;
@@ -37,6 +38,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = runtime.block_on(idle::run(&args))?;
             report.print(args.target.json)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Fanout(args)) => {
+            let runtime = process_setup::build_runtime(Some(args.target.threads))?;
+            let report = runtime.block_on(fanout::run(&args))?;
+            report.print(args.target.json)?;
+            Ok(if report.lost_subscribers > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         None => {
             let args = cli.load;

@@ -150,7 +150,7 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
 pub const MAX_HANDSHAKE_TIMEOUT_SECS: u64 = 300;
 
 /// The `[tls]` table, paths resolved against the config's directory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
     pub listen: SocketAddr,
     /// PEM: the server's certificate, then its chain.

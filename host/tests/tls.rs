@@ -272,6 +272,30 @@ fn with_plain_off_only_tls_is_served() {
 }
 
 #[test]
+fn a_reload_that_changes_tls_is_refused_and_tls_serves_on() {
+    let pki = Pki::new();
+    let host = host(&pki, "");
+    let changed = config(&pki, "handshake_timeout_secs = 3\n");
+    std::fs::write(host.config_file(), changed).expect("rewrite config");
+    let out = host.reload();
+    assert!(!out.status.success(), "reload accepted a new [tls]");
+    assert!(out.stderr.contains("[tls] changed"), "{}", out.stderr);
+    // A reload with [tls] as it was goes through.
+    std::fs::write(host.config_file(), config(&pki, "")).expect("rewrite config");
+    let out = host.reload();
+    assert!(out.status.success(), "{}\n{}", out.stderr, host.stderr());
+    assert_served(&host, &pki, None);
+    // And a serving process started after it serves TLS as before.
+    let first = host.serving_pid();
+    // SAFETY: kill(2) on the host's serving process, our grandchild.
+    assert_eq!(
+        unsafe { libc::kill(first as libc::pid_t, libc::SIGKILL) },
+        0
+    );
+    assert_served(&host, &pki, None);
+}
+
+#[test]
 fn the_tls_listener_outlives_a_crashed_serving_process() {
     let pki = Pki::new();
     let host = host(&pki, "");

@@ -20,9 +20,6 @@ COMPARE_HELPERS_ONLY=1
 # shellcheck source=compare.sh
 source "$(dirname "${BASH_SOURCE[0]}")/compare.sh"
 
-redis-server --help 2>&1 | grep -q -- '--tls' ||
-    say "note: redis-server --help does not mention TLS; trying tls-port anyway"
-
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 -subj /CN=localhost \
     -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \

@@ -4,7 +4,7 @@
 //! another CA. Written to a private (0700) directory, keys 0600. Also a
 //! blocking TLS client that talks to the host.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -220,11 +220,5 @@ impl TlsConn {
     pub fn ask(&mut self, line: &str) -> std::io::Result<String> {
         self.send(line)?;
         self.line()
-    }
-
-    /// Reads until the end; what was read, or the error that ended it.
-    pub fn rest(&mut self) -> Result<Vec<u8>, std::io::Error> {
-        let mut all = Vec::new();
-        self.stream.read_to_end(&mut all).map(|_| all)
     }
 }

@@ -245,6 +245,11 @@ run_bench() {
     fi
 }
 
+# compare-tls.sh sources this file for its prerequisites and helpers.
+if [[ -n ${COMPARE_HELPERS_ONLY:-} ]]; then
+    return 0
+fi
+
 # --- servers ----------------------------------------------------------------
 
 max_conns=$((IDLE_CONNS + 1000))

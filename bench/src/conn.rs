@@ -5,16 +5,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::greeting::Greeting;
 use crate::lines::LineBuf;
+use crate::tls::Stream;
 
 /// A connected socket with its receive buffer, greeting consumed.
 pub struct Conn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub lines: LineBuf,
 }
 
@@ -41,7 +41,11 @@ impl Conn {
         timeout: Duration,
         capacity: usize,
     ) -> io::Result<Conn> {
-        let mut stream = crate::target::connect(addr, timeout).await?;
+        let tcp = crate::target::connect(addr, timeout).await?;
+        let mut stream = match &greeting.tls {
+            None => Stream::Plain(tcp),
+            Some(tls) => tls.connect(tcp, timeout).await?,
+        };
         let mut lines = LineBuf::new(capacity, MAX_REPLY);
         greeting.read(&mut stream, &mut lines, timeout).await?;
         Ok(Conn { stream, lines })

@@ -7,6 +7,7 @@ use tokio::io::AsyncRead;
 
 use crate::lines::LineBuf;
 use crate::pattern::Pattern;
+use crate::tls::TlsClient;
 
 /// What to expect before the first reply: `lines` lines, the first of which
 /// must match `pattern` if one is given.
@@ -18,6 +19,8 @@ use crate::pattern::Pattern;
 pub struct Greeting {
     pub lines: usize,
     pub pattern: Option<Pattern>,
+    /// The TLS handshake that comes first, if the server speaks TLS.
+    pub tls: Option<TlsClient>,
 }
 
 impl Greeting {

@@ -13,6 +13,7 @@ pub mod lines;
 pub mod pattern;
 pub mod rss;
 pub mod target;
+pub mod tls;
 pub mod tree;
 pub mod watchdog;
 

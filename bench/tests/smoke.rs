@@ -122,6 +122,44 @@ fn bench_one_second_against_host() {
 }
 
 #[test]
+fn bench_over_tls_against_host() {
+    build_workspace();
+    let pki = test_support::tls::Pki::new();
+    let host = HostStart::new()
+        .config(host_config(&["hello"]) + &pki.tls_table(""))
+        .spawn();
+    let addr = host.tls_addr().to_string();
+    let ca = pki.ca_cert().display().to_string();
+    let (report, status) = run_json(
+        Path::new(env!("CARGO_BIN_EXE_bench")),
+        &[
+            "--addr",
+            &addr,
+            "--tls",
+            "--ca",
+            &ca,
+            "--greeting",
+            "^MSG Welcome",
+            "--request",
+            "HELLO",
+            "--expect",
+            "^MSG Hello from bench-smoke$",
+            "--connections",
+            "2",
+            "--pipeline",
+            "4",
+            "--duration",
+            "1s",
+            "--json",
+        ],
+    );
+    assert!(status.success(), "bench failed: {report}");
+    assert!(number(&report, "replies") > 0.0, "{report}");
+    assert_eq!(number(&report, "errors"), 0.0, "{report}");
+    assert_eq!(number(&report, "connected"), 2.0, "{report}");
+}
+
+#[test]
 fn soak_smoke_against_host() {
     build_workspace();
     let host = HostStart::new()

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::exit::EXIT_CODES_HELP;
+use crate::tls::TlsOptions;
 
 /// Talks to the line-protocol server: interactively when stdin is a
 /// terminal, otherwise one command per stdin line (pipelined).
@@ -44,6 +45,28 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_secs)]
     pub timeout: f64,
 
+    /// Speak TLS to the server (its `[tls]` listener).
+    #[arg(long)]
+    pub tls: bool,
+
+    /// With --tls: trust the CA certificates in this PEM file [default:
+    /// the system's trusted roots].
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<PathBuf>,
+
+    /// With --tls: present this PEM client certificate (chain); needs --key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
+    pub cert: Option<PathBuf>,
+
+    /// With --tls: the PEM private key of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// With --tls: the name the server's certificate must carry [default:
+    /// the server address as given].
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub server_name: Option<String>,
+
     /// History file for interactive mode [default: history.txt in the
     /// user's data directory, e.g. ~/.local/share/linehost-cli/]
     #[arg(long, value_name = "PATH", env = "CLIENT_HISTORY_FILE")]
@@ -71,6 +94,20 @@ impl Cli {
             commands.push(self.trailing.join(" "));
         }
         commands
+    }
+
+    /// What `--tls` and its options ask for; `None` without `--tls`.
+    pub fn tls_options(&self) -> Option<TlsOptions> {
+        self.tls.then(|| TlsOptions {
+            ca: self.ca.clone(),
+            client: self.cert.clone().zip(self.key.clone()),
+            server_name: self.server_name.clone().unwrap_or_else(|| {
+                self.ip
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned()
+            }),
+        })
     }
 
     pub fn timeout(&self) -> Duration {

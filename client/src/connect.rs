@@ -39,7 +39,7 @@ pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Fa
 }
 
 /// `host:port`, with brackets around IPv6 literals.
-fn display_addr(host: &str, port: u16) -> String {
+pub fn display_addr(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {

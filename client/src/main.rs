@@ -18,6 +18,7 @@ mod interactive;
 mod lines;
 mod render;
 mod script;
+mod tls;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -47,6 +48,13 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<Exit> {
     let commands = cli.one_shot_commands();
     let stream = connect::connect(&cli.ip, cli.port, cli.timeout())?;
+    let stream = match cli.tls_options() {
+        None => stream,
+        Some(options) => {
+            let shown = connect::display_addr(&cli.ip, cli.port);
+            tls::wrap(stream, &options, cli.timeout(), &shown)?
+        }
+    };
     if !commands.is_empty() {
         script::run(stream, Source::Commands(commands), cli.raw, cli.timeout())
     } else if std::io::stdin().is_terminal() {

@@ -73,10 +73,22 @@ struct RawConfig {
     max_pushed_bytes: Option<Spanned<usize>>,
     /// Any type, so that a wrong one is reported with the key's values.
     proxy_protocol: Option<Spanned<toml::Value>>,
+    tls: Option<RawTls>,
     admin: Option<Spanned<toml::Value>>,
     metrics_listen: Option<Spanned<String>>,
     #[serde(default, rename = "plugin")]
     plugins: Vec<Spanned<RawPlugin>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    listen: Spanned<String>,
+    certificate: PathBuf,
+    key: PathBuf,
+    client_ca: Option<PathBuf>,
+    handshake_timeout_secs: Option<Spanned<u64>>,
+    plain: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,12 +133,35 @@ pub struct Config {
     /// Which PROXY protocol header every connection must start with;
     /// `None`: connections start with the protocol itself.
     pub proxy_protocol: Option<proxy_header::Mode>,
+    /// The `[tls]` table: a second listener serving the protocol over TLS.
+    pub tls: Option<TlsConfig>,
     /// `[admin]`: who may use the commands that reveal or change the
     /// server; `None`: nobody (`crate::admin`).
     pub admin: Option<crate::admin::Admin>,
     /// Where the Prometheus metrics are served, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
     pub plugins: Vec<PluginEntry>,
+}
+
+/// Default for `[tls] handshake_timeout_secs`.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
+/// Longest handshake timeout: a handshake takes milliseconds, and a client
+/// stalling one holds a connection slot meanwhile.
+pub const MAX_HANDSHAKE_TIMEOUT_SECS: u64 = 300;
+
+/// The `[tls]` table, paths resolved against the config's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub listen: SocketAddr,
+    /// PEM: the server's certificate, then its chain.
+    pub certificate: PathBuf,
+    /// PEM: the server's private key; readable by this user alone.
+    pub key: PathBuf,
+    /// PEM: the CAs a client certificate must chain to; `Some` requires one.
+    pub client_ca: Option<PathBuf>,
+    pub handshake_timeout: Duration,
+    /// `false`: serve TLS only, with no plain listener.
+    pub plain: bool,
 }
 
 /// How much of the blocking threads one plugin's calls may take.
@@ -386,6 +421,36 @@ impl Config {
                 })?)
             }
         };
+        let tls = match raw.tls {
+            None => None,
+            Some(t) => {
+                let tls_listen = parse_listen(t.listen.get_ref(), DEFAULT_PORT).map_err(|m| {
+                    invalid(Some(t.listen.span()), format!("key `tls.listen`: {m}"))
+                })?;
+                let handshake_timeout = match &t.handshake_timeout_secs {
+                    None => DEFAULT_HANDSHAKE_TIMEOUT_SECS,
+                    Some(s) if (1..=MAX_HANDSHAKE_TIMEOUT_SECS).contains(s.get_ref()) => {
+                        *s.get_ref()
+                    }
+                    Some(s) => {
+                        return Err(invalid(
+                            Some(s.span()),
+                            format!(
+                                "key `tls.handshake_timeout_secs`: from 1 to {MAX_HANDSHAKE_TIMEOUT_SECS}"
+                            ),
+                        ));
+                    }
+                };
+                Some(TlsConfig {
+                    listen: tls_listen,
+                    certificate: base.join(t.certificate),
+                    key: base.join(t.key),
+                    client_ca: t.client_ca.map(|p| base.join(p)),
+                    handshake_timeout: Duration::from_secs(handshake_timeout),
+                    plain: t.plain.unwrap_or(true),
+                })
+            }
+        };
 
         let admin = match &raw.admin {
             None => None,
@@ -503,6 +568,7 @@ impl Config {
             max_abandoned_calls,
             max_pushed_bytes,
             proxy_protocol,
+            tls,
             admin,
             metrics_listen,
             plugins,
@@ -682,6 +748,42 @@ mod tests {
             assert!(err.contains(&format!("not {said};")), "{err}");
             assert!(!err.contains('\n'), "{err}");
         }
+    }
+
+    #[test]
+    fn tls_table_is_checked_and_its_paths_resolved() {
+        assert!(parse("").unwrap().tls.is_none());
+        let c = parse(
+            "[tls]\nlisten = \"127.0.0.1:1992\"\ncertificate = \"c.pem\"\nkey = \"/k.pem\"\n",
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.listen, "127.0.0.1:1992".parse().unwrap());
+        assert!(tls.certificate.ends_with("dir/c.pem") && tls.certificate.is_absolute());
+        assert_eq!(tls.key, Path::new("/k.pem"));
+        assert_eq!(tls.client_ca, None);
+        assert_eq!(tls.handshake_timeout, Duration::from_secs(10));
+        assert!(tls.plain);
+        let base = "[tls]\nlisten = \"127.0.0.1\"\ncertificate = \"c\"\nkey = \"k\"\n";
+        let err = parse(&format!("{base}handshake_timeout_secs = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(":5:26: key `tls.handshake_timeout_secs`: from 1 to 300"),
+            "{err}"
+        );
+        let err = parse(&format!("{base}client_cert = \"x\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":5:1: unknown field `client_cert`"), "{err}");
+        let err = parse("[tls]\nlisten = \"127.0.0.1\"\nkey = \"k\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `certificate`"), "{err}");
+        let c = parse(&format!("{base}plain = false\nclient_ca = \"ca.pem\"\n")).unwrap();
+        let tls = c.tls.unwrap();
+        assert!(!tls.plain);
+        assert!(tls.client_ca.unwrap().ends_with("dir/ca.pem"));
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! client that does not read its replies stops being read from instead of
 //! making the host buffer without bound.
 
-use std::future::poll_fn;
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
@@ -15,8 +14,7 @@ use std::time::Duration;
 
 use abi_stable::std_types::{RNone, RSome};
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::futures::Notified;
 use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Decoder;
@@ -30,6 +28,7 @@ use crate::outgoing::frame_reply;
 use crate::reply::Reply;
 use crate::session::{Action, ClientInfo, PendingCall, Session};
 use crate::shared::Shared;
+use crate::transport::Transport;
 
 /// Write replies out once this much is waiting, even mid-batch.
 const FLUSH_AT: usize = 64 * 1024;
@@ -61,7 +60,7 @@ pub enum End {
 }
 
 pub struct Connection {
-    stream: TcpStream,
+    stream: Transport,
     shared: Arc<Shared>,
     input: BytesMut,
     session: Session,
@@ -82,20 +81,27 @@ struct Pending {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, peer: Arc<str>, shared: Arc<Shared>) -> Connection {
+    /// `tls_subject`: of the client's certificate, on a TLS connection
+    /// that presented one; plugins learn it with the peer when it connects.
+    pub fn new(
+        stream: impl Into<Transport>,
+        peer: Arc<str>,
+        tls_subject: Option<Arc<str>>,
+        shared: Arc<Shared>,
+    ) -> Connection {
         let id = shared.next_connection_id();
         let admin = Access::new(&peer);
         let client = ClientInfo {
             id,
             peer,
-            tls_subject: None,
+            tls_subject,
         };
         let registered = shared.registry.open(id);
         let session = Session::new(shared.limits.max_line_length, client, &shared.dispatch);
         Connection {
             admin,
             uncounted: 0,
-            stream,
+            stream: stream.into(),
             shared,
             input: BytesMut::new(),
             session,
@@ -106,6 +112,11 @@ impl Connection {
 
     pub fn id(&self) -> u64 {
         self.session.client.id
+    }
+
+    /// The subject of the client's TLS certificate, if it presented one.
+    pub fn tls_subject(&self) -> Option<&Arc<str>> {
+        self.session.client.tls_subject.as_ref()
     }
 
     /// Serves the connection until it ends, or `shutdown` is cancelled
@@ -214,13 +225,10 @@ impl Connection {
         let reading = self.pending.is_none();
         // Readability first: on the hot path it is the branch that is
         // ready, and the others are then not polled at all.
-        // `poll_read_ready` uses the socket's single reader slot rather
-        // than a list of waiters.
         tokio::select! {
             biased;
-            ready = poll_fn(|cx| self.stream.poll_read_ready(cx)), if reading => {
-                ready?;
-                match self.read() {
+            read = self.stream.read_into(&mut self.input, READ_CHUNK), if reading => {
+                match read {
                     Ok(0) => Ok(Some(End::ClientClosed)),
                     Ok(_) => Ok(None),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
@@ -313,38 +321,6 @@ impl Connection {
             End::PushOverflow => return Ok(()),
         }
         self.flush().await
-    }
-
-    /// Reads what the socket holds into the input buffer, which is only
-    /// allocated now that there is something to read.
-    ///
-    /// A read that returns less than it had room for, ending in a line
-    /// ending, has drained the socket, so readiness is cleared right away:
-    /// otherwise the next wait would return at once, and a second read would
-    /// fail with `WouldBlock`, one wasted system call per request. (Tokio
-    /// tags readiness with a tick, so data that arrives meanwhile is not
-    /// lost.) A short read that stops mid-line is not trusted: TCP stops a
-    /// read at an urgent mark (telnet's Synch) with more data queued behind
-    /// it, and no new wake-up would come for that data.
-    fn read(&mut self) -> io::Result<usize> {
-        self.input.reserve(READ_CHUNK);
-        let room = self.input.capacity() - self.input.len();
-        let mut got = None;
-        let (stream, input) = (&self.stream, &mut self.input);
-        let result = stream.try_io(Interest::READABLE, || {
-            let n = stream.try_read_buf(input)?;
-            got = Some(n);
-            if n > 0 && n < room && input.last() == Some(&b'\n') {
-                Err(io::ErrorKind::WouldBlock.into())
-            } else {
-                Ok(())
-            }
-        });
-        match (got, result) {
-            (Some(n), _) => Ok(n),
-            (None, Err(e)) => Err(e),
-            (None, Ok(())) => Ok(0),
-        }
     }
 
     fn count_requests(&mut self) {
@@ -474,14 +450,14 @@ impl Connection {
 /// on piling up while the write stalls: their bound ends the connection
 /// as soon as it is passed, not when the write times out.
 async fn write_stalled(
-    stream: &mut TcpStream,
+    stream: &mut Transport,
     rest: &[u8],
     limit: Duration,
     inbox: &Inbox,
     id: u64,
 ) -> io::Result<()> {
     tokio::select! {
-        written = tokio::time::timeout(limit, stream.write_all(rest)) => {
+        written = tokio::time::timeout(limit, stream.write_out(rest)) => {
             written.unwrap_or_else(|_| {
                 Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -519,7 +495,7 @@ impl Drop for Counted {
 /// client still sends, for a moment. Closing a socket with unread input
 /// makes the kernel send a reset, which can destroy the last message before
 /// the client reads it.
-pub async fn linger(stream: &mut TcpStream) {
+pub async fn linger(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
     if stream.shutdown().await.is_err() {
         return;
     }

@@ -41,4 +41,7 @@ pub mod shared;
 pub mod shutdown;
 pub mod stats;
 pub mod supervisor;
+pub mod tls;
+pub mod tls_files;
+pub mod transport;
 pub mod watchdog;

@@ -60,6 +60,10 @@ struct Cli {
     #[arg(long, hide = true, requires = "serve")]
     listener_fd: Option<i32>,
     #[arg(long, hide = true, requires = "serve")]
+    tls_listener_fd: Option<i32>,
+    #[arg(long, hide = true, requires = "tls_listener_fd")]
+    tls_fd: Option<i32>,
+    #[arg(long, hide = true, requires = "serve")]
     slots_fd: Option<i32>,
     #[arg(long, hide = true, requires = "serve")]
     ready_fd: Option<i32>,
@@ -159,6 +163,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let config_text = Config::read(&cli.config)?;
     let mut config = Config::parse(&cli.config, &config_text)?;
+    if config.tls.as_ref().is_some_and(|t| !t.plain) && (cli.listen.is_some() || cli.port.is_some())
+    {
+        anyhow::bail!(
+            "--listen and PORT set the plain listener, which `[tls] plain = false` turns off; \
+             set `[tls] listen` in the config instead"
+        );
+    }
     host::admin::check_secret_file(&cli.config, config.admin.as_ref())
         .map_err(anyhow::Error::msg)?;
     if let Some(listen) = &cli.listen {
@@ -173,6 +184,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         warn!("cannot raise the open files limit: {e}");
     }
 
+    // Read and checked before the plugins, by this process alone: the
+    // serving processes get the sealed copy, never the key's path.
+    let tls_material = config.tls.as_ref().map(host::tls::prepare).transpose()?;
     let runtime_dir =
         RuntimeDir::create().context("cannot create a directory for plugin copies")?;
     if cli.check {
@@ -180,12 +194,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let report = plugins::prepare_all(&config, &runtime_dir);
     let prepared = plugins::tell(&report.skipped, &report.errors);
-    let listener = std::net::TcpListener::bind(config.listen)
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let tls = match &config.tls {
+        None => None,
+        Some(tls) => Some((
+            std::net::TcpListener::bind(tls.listen)
+                .with_context(|| format!("cannot listen on {} ([tls] listen)", tls.listen))?,
+            tls_material.context("TLS material checked above")?,
+        )),
+    };
+    let listener = match config.tls.as_ref().is_some_and(|t| !t.plain) {
+        true => None,
+        false => Some(
+            std::net::TcpListener::bind(config.listen)
+                .with_context(|| format!("cannot listen on {}", config.listen))?,
+        ),
+    };
     let supervisor = Supervisor {
         config,
         config_text,
         listener,
+        tls,
         prepared: report.prepared,
         runtime_dir,
         log_level: cli.log_level.clone(),
@@ -217,7 +245,8 @@ fn handover(cli: &Cli) -> anyhow::Result<Handover> {
     let missing = |what: &str| anyhow::anyhow!("--serve needs --{what}");
     Ok(Handover {
         config_file: cli.config.clone(),
-        listener: cli.listener_fd.ok_or_else(|| missing("listener-fd"))?,
+        listener: cli.listener_fd,
+        tls: cli.tls_listener_fd.zip(cli.tls_fd),
         slots: cli.slots_fd.ok_or_else(|| missing("slots-fd"))?,
         ready: cli.ready_fd.ok_or_else(|| missing("ready-fd"))?,
         plugins: cli

@@ -40,6 +40,13 @@ pub async fn reload(
     crate::admin::check_secret_file(&current.file, config.admin.as_ref())?;
     // The socket is bound once, by the supervisor, for the host's life.
     config.listen = current.listen;
+    // So is the TLS listener, and its files are read once: serving
+    // processes started after this reload must find the [tls] they serve.
+    if config.tls != current.tls {
+        return Err(
+            "[tls] changed; it is read once, at start: restart the host to apply it".into(),
+        );
+    }
     let report = plugins::prepare_all_reusing(&config, runtime_dir, previous);
     if !report.errors.is_empty() {
         let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();

@@ -20,6 +20,7 @@ use crate::connection::{Connection, linger};
 use crate::proxy_header::{self, HEADER_TIMEOUT};
 use crate::reply::Reply;
 use crate::shared::Shared;
+use crate::tls::Tls;
 
 /// Longest wait between accept attempts after errors such as running out
 /// of file descriptors.
@@ -38,6 +39,36 @@ pub struct ServerSettings {
     pub blocking_threads: usize,
     /// The PROXY protocol header every connection starts with, if any.
     pub proxy_protocol: Option<proxy_header::Mode>,
+}
+
+/// The listening sockets the supervisor bound: plain, TLS, or both.
+pub struct Listeners<L = std::net::TcpListener> {
+    pub plain: Option<L>,
+    pub tls: Option<(L, Tls)>,
+}
+
+impl Listeners {
+    /// Another handle on the same sockets, for another thread.
+    fn try_clone(&self) -> io::Result<Listeners> {
+        Ok(Listeners {
+            plain: self.plain.as_ref().map(|l| l.try_clone()).transpose()?,
+            tls: match &self.tls {
+                Some((l, tls)) => Some((l.try_clone()?, tls.clone())),
+                None => None,
+            },
+        })
+    }
+
+    /// Registers the sockets with this thread's runtime.
+    fn into_tokio(self) -> io::Result<Listeners<TcpListener>> {
+        Ok(Listeners {
+            plain: self.plain.map(TcpListener::from_std).transpose()?,
+            tls: match self.tls {
+                Some((l, tls)) => Some((TcpListener::from_std(l)?, tls)),
+                None => None,
+            },
+        })
+    }
 }
 
 /// What every serving thread shares: one connection limit, one stop.
@@ -69,7 +100,7 @@ struct Serving {
 /// connections of a lightly loaded host share one thread, and new ones go
 /// to the other threads, and cores, once that thread has work enough.
 pub async fn run(
-    listener: std::net::TcpListener,
+    listener: Listeners,
     threads: usize,
     shared: Arc<Shared>,
     settings: ServerSettings,
@@ -83,7 +114,13 @@ pub async fn run(
         tracker: TaskTracker::new(),
         shutdown: CancellationToken::new(),
     };
-    listener.set_nonblocking(true)?;
+    for l in listener
+        .plain
+        .iter()
+        .chain(listener.tls.iter().map(|(l, _)| l))
+    {
+        l.set_nonblocking(true)?;
+    }
     let (spread, gate) = tokio::sync::watch::channel(false);
     let mut others = Vec::new();
     for index in 1..threads.max(1) {
@@ -98,7 +135,7 @@ pub async fn run(
                     .max_blocking_threads(settings.blocking_threads)
                     .build()?;
                 runtime.block_on(async move {
-                    let listener = TcpListener::from_std(listener)?;
+                    let listener = listener.into_tokio()?;
                     serving
                         .serve_until_stopped(listener, index, Some(gate))
                         .await;
@@ -110,7 +147,7 @@ pub async fn run(
             })?;
         others.push(thread);
     }
-    let listener = TcpListener::from_std(listener)?;
+    let listener = listener.into_tokio()?;
     let stopper = serving.clone();
     if threads > 1 {
         Spread::start(spread)?;
@@ -143,9 +180,27 @@ impl Serving {
 
     /// Accepts on this thread (while `gate` is open, if given) until the
     /// host stops, then waits for the connections of every thread to end.
-    async fn serve_until_stopped(&self, listener: TcpListener, thread: usize, gate: Option<Gate>) {
+    async fn serve_until_stopped(
+        &self,
+        listener: Listeners<TcpListener>,
+        thread: usize,
+        gate: Option<Gate>,
+    ) {
+        let tls = async {
+            match &listener.tls {
+                Some((l, tls)) => accept_loop(l, self, thread, gate.clone(), Some(tls)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let plain = async {
+            match &listener.plain {
+                Some(l) => accept_loop(l, self, thread, gate.clone(), None).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            () = accept_loop(&listener, self, thread, gate) => {}
+            () = plain => {}
+            () = tls => {}
             () = self.shutdown.cancelled() => {}
         }
         drop(listener);
@@ -274,6 +329,7 @@ async fn accept_loop(
     serving: &Serving,
     thread: usize,
     mut gate: Option<Gate>,
+    tls: Option<&Tls>,
 ) {
     let Serving {
         shared,
@@ -326,25 +382,45 @@ async fn accept_loop(
             continue;
         };
         let token = shutdown.clone();
-        let Some(mode) = settings.proxy_protocol else {
-            let connection = Connection::new(stream, peer.to_string().into(), Arc::clone(shared));
+        let mode = settings.proxy_protocol;
+        if mode.is_none() && tls.is_none() {
+            let connection =
+                Connection::new(stream, peer.to_string().into(), None, Arc::clone(shared));
             tracker.spawn(serve(connection, peer, None, thread, token, permit));
             continue;
-        };
+        }
         let shared = Arc::clone(shared);
+        let tls = tls.cloned();
         tracker.spawn(async move {
             let mut stream = stream;
             // Read in the connection's task: a client slow to send its
             // header holds up only itself. `peer` is then the balancer.
-            let client = match proxy_header::read(&mut stream, mode, HEADER_TIMEOUT).await {
-                Ok(client) => client.unwrap_or(peer),
-                Err(e) => {
-                    warn!(proxy = %peer, "closing connection: {e}");
-                    return;
-                }
+            let (client, proxy) = match mode {
+                None => (peer, None),
+                Some(mode) => match proxy_header::read(&mut stream, mode, HEADER_TIMEOUT).await {
+                    Ok(client) => (client.unwrap_or(peer), Some(peer)),
+                    Err(e) => {
+                        warn!(proxy = %peer, "closing connection: {e}");
+                        return;
+                    }
+                },
             };
-            let connection = Connection::new(stream, client.to_string().into(), shared);
-            serve(connection, client, Some(peer), thread, token, permit).await;
+            // A balancer passing TLS through sends its header first, in
+            // the clear; the handshake follows it.
+            let connection = match &tls {
+                None => Connection::new(stream, client.to_string().into(), None, shared),
+                Some(tls) => match tls.handshake(stream).await {
+                    Ok((stream, subject)) => {
+                        Connection::new(stream, client.to_string().into(), subject, shared)
+                    }
+                    Err(e) => {
+                        let proxy = proxy.map(tracing::field::display);
+                        warn!(peer = %client, proxy, "closing TLS connection: {e}");
+                        return;
+                    }
+                },
+            };
+            serve(connection, client, proxy, thread, token, permit).await;
         });
     }
 }
@@ -361,7 +437,8 @@ async fn serve(
 ) {
     let id = connection.id();
     let proxy = proxy.map(tracing::field::display);
-    info!(connection = id, %peer, proxy, thread, "connected");
+    let subject = connection.tls_subject().map(tracing::field::display);
+    info!(connection = id, %peer, proxy, subject, thread, "connected");
     match connection.run(token).await {
         Ok(end) => info!(connection = id, %peer, ?end, "disconnected"),
         Err(e) => info!(connection = id, %peer, "disconnected: {e}"),

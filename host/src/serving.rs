@@ -26,9 +26,11 @@ use crate::host_services::HostServices;
 use crate::inbox::Registry;
 use crate::plugins::{self, Prepared, PrivateCopy};
 use crate::reload::{self, Reloader};
-use crate::server::{self, ServerSettings};
+use crate::server::{self, Listeners, ServerSettings};
 use crate::shared::{Limits, Shared};
 use crate::shutdown::StopSignals;
+use crate::tls::Tls;
+use crate::tls_files::Material;
 
 /// The least bound on blocking threads per serving thread, so that a
 /// reload can add plugins to those the process started with.
@@ -39,7 +41,10 @@ const RELOAD_BLOCKING_THREADS: usize = 512;
 pub struct Handover {
     /// The config file, for messages; its text comes on standard input.
     pub config_file: PathBuf,
-    pub listener: RawFd,
+    /// The plain listener, unless `[tls] plain = false`.
+    pub listener: Option<RawFd>,
+    /// The TLS listener and the sealed file of TLS material.
+    pub tls: Option<(RawFd, RawFd)>,
     /// The memory shared with the supervisor ([`Region`]).
     pub slots: RawFd,
     /// Written `ready` once serving, then closed.
@@ -61,9 +66,11 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
     // The descriptors were left open across the supervisor's exec; closed
     // on exec again now, so that a process a plugin starts holds neither
     // the listening socket nor the pipe the supervisor waits on.
-    let inherited = [handover.listener, handover.slots, handover.ready];
+    let inherited = [handover.slots, handover.ready];
     for fd in inherited
         .into_iter()
+        .chain(handover.listener)
+        .chain(handover.tls.iter().flat_map(|(l, m)| [*l, *m]))
         .chain(handover.control)
         .chain(handover.plugins.iter().map(|(_, _, fd)| *fd))
     {
@@ -75,6 +82,14 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
         .read_to_string(&mut text)
         .context("cannot read the config from the supervisor")?;
     let config = Config::parse(&handover.config_file, &text)?;
+    let tls = match (handover.tls, &config.tls) {
+        (Some((listener, material)), Some(tls_config)) => {
+            let material = Material::unseal(material).context("cannot read the TLS material")?;
+            Some((listener, Tls::new(&material, tls_config)?))
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("the supervisor's TLS listener does not match the config"),
+    };
     let region = Region::map(handover.slots).context("cannot map the call slots")?;
     call_slots::install(region);
     crate::crash_mark::install().context("cannot catch fatal signals")?;
@@ -125,11 +140,30 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let signals = StopSignals::install().context("cannot catch SIGINT and SIGTERM")?;
-        // SAFETY: the supervisor passed this descriptor, a listening TCP
-        // socket, for this process alone to own.
-        let listener = unsafe { std::net::TcpListener::from_raw_fd(handover.listener) };
-        let addr = listener.local_addr()?;
-        info!(%addr, plugins = dispatcher.plugins().len(), threads, "serving");
+        // SAFETY: the supervisor passed these descriptors, listening TCP
+        // sockets, for this process alone to own.
+        let adopt = |fd| unsafe { std::net::TcpListener::from_raw_fd(fd) };
+        let listener = Listeners {
+            plain: handover.listener.map(adopt),
+            tls: tls.map(|(fd, tls)| (adopt(fd), tls)),
+        };
+        let addr = listener
+            .plain
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
+        let tls_addr = listener
+            .tls
+            .as_ref()
+            .map(|(l, _)| l.local_addr())
+            .transpose()?;
+        info!(
+            addr = addr.map(tracing::field::display),
+            tls = tls_addr.map(tracing::field::display),
+            plugins = dispatcher.plugins().len(),
+            threads,
+            "serving"
+        );
         let shared = Shared::new(
             dispatcher,
             registry,

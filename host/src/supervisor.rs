@@ -67,7 +67,11 @@ pub struct Supervisor {
     pub config: Config,
     /// The config as read and checked, handed to each serving process.
     pub config_text: String,
-    pub listener: TcpListener,
+    /// The plain listener; `None` with `[tls] plain = false`.
+    pub listener: Option<TcpListener>,
+    /// The `[tls]` listener and the sealed file holding the certificate
+    /// and key, as read and checked here.
+    pub tls: Option<(TcpListener, OwnedFd)>,
     pub prepared: Vec<Prepared>,
     /// Holds the copies, and removes them when the supervisor ends.
     pub runtime_dir: RuntimeDir,
@@ -137,7 +141,20 @@ impl Supervisor {
             );
         }
         let mut stop = std::pin::pin!(signals.recv());
-        let addr: SocketAddr = self.listener.local_addr()?;
+        // One write, plain first: scripts read the first line.
+        let mut listening = String::new();
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        if let Some(l) = &self.listener {
+            addrs.push(l.local_addr()?);
+            listening += &format!("listening on {}\n", l.local_addr()?);
+        }
+        if let Some((l, _)) = &self.tls {
+            addrs.push(l.local_addr()?);
+            listening += &format!("listening on {} (tls)\n", l.local_addr()?);
+        }
+        let Some(&addr) = addrs.first() else {
+            anyhow::bail!("no listener to serve on");
+        };
         let mut announced = false;
         loop {
             let (mut child, ready, channel) =
@@ -192,7 +209,7 @@ impl Supervisor {
             } else {
                 // The first line on stdout, for scripts and tests that start
                 // the host on port 0 and need to know where it is.
-                crate::say::out(format_args!("listening on {addr}\n"));
+                crate::say::out(format_args!("{listening}"));
                 crate::notify::ready(addr);
                 announced = true;
             }
@@ -372,8 +389,6 @@ impl Supervisor {
             .arg("--serve")
             .arg("--config")
             .arg(&self.config.file)
-            .arg("--listener-fd")
-            .arg(self.listener.as_raw_fd().to_string())
             .arg("--slots-fd")
             .arg(region.as_raw_fd().to_string())
             .arg("--ready-fd")
@@ -399,11 +414,24 @@ impl Supervisor {
                 .arg(format!("{hook}:{plugin}\t{reason}"));
         }
         let mut inherited: Vec<RawFd> = vec![
-            self.listener.as_raw_fd(),
             region.as_raw_fd(),
             ready_writer.as_raw_fd(),
             control_child.as_raw_fd(),
         ];
+        if let Some(listener) = &self.listener {
+            command
+                .arg("--listener-fd")
+                .arg(listener.as_raw_fd().to_string());
+            inherited.push(listener.as_raw_fd());
+        }
+        if let Some((listener, material)) = &self.tls {
+            command
+                .arg("--tls-listener-fd")
+                .arg(listener.as_raw_fd().to_string())
+                .arg("--tls-fd")
+                .arg(material.as_raw_fd().to_string());
+            inherited.extend([listener.as_raw_fd(), material.as_raw_fd()]);
+        }
         inherited.extend(self.prepared.iter().map(|p| p.copy.fd));
         command
             .stdin(Stdio::piped())

@@ -19,6 +19,7 @@ pub struct HostStart {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     fd_limit: Option<u64>,
+    listen_arg: bool,
 }
 
 impl Default for HostStart {
@@ -37,6 +38,7 @@ impl HostStart {
             args: Vec::new(),
             envs: Vec::new(),
             fd_limit: None,
+            listen_arg: true,
         }
     }
 
@@ -76,9 +78,19 @@ impl HostStart {
         self
     }
 
+    /// Leaves out the `--listen 127.0.0.1:0` that runs otherwise get: for a
+    /// config without a plain listener (`[tls] plain = false`).
+    pub fn without_listen_arg(mut self) -> Self {
+        self.listen_arg = false;
+        self
+    }
+
     fn command(&self) -> Command {
         std::fs::write(self.dir.path().join("config.toml"), &self.config).expect("write config");
         let mut cmd = Command::new(&self.binary);
+        if self.listen_arg {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
         cmd.current_dir(self.dir.path())
             .args(&self.args)
             .env_remove("RUST_LOG")
@@ -112,8 +124,6 @@ impl HostStart {
         let err = self.dir.path().join("stderr.log");
         let mut child = self
             .command()
-            .arg("--listen")
-            .arg("127.0.0.1:0")
             .stdout(File::create(&out).expect("stdout log"))
             .stderr(File::create(&err).expect("stderr log"))
             .spawn()
@@ -136,8 +146,6 @@ impl HostStart {
         let err = self.dir.path().join("stderr.log");
         let mut child = self
             .command()
-            .arg("--listen")
-            .arg("127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(File::create(&err).expect("stderr log"))
             .spawn()
@@ -145,17 +153,23 @@ impl HostStart {
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let first = lines.next();
-            let _ = tx.send(first);
-            // Keep draining so the host never blocks on a full pipe.
-            for _ in lines {}
+            // Every line, and keep draining so the host never blocks on a
+            // full pipe.
+            for line in BufReader::new(stdout).lines() {
+                let _ = tx.send(Some(line));
+            }
+            let _ = tx.send(None);
         });
+        let mut tls_addr = None;
         let addr = match rx.recv_timeout(WAIT) {
-            Ok(Some(Ok(line))) => line
-                .strip_prefix("listening on ")
-                .and_then(|a| a.trim().parse::<SocketAddr>().ok())
-                .unwrap_or_else(|| panic!("unexpected first stdout line from host: {line:?}")),
+            Ok(Some(Ok(line))) => {
+                let parsed = parse_listening(&line)
+                    .unwrap_or_else(|| panic!("unexpected first stdout line from host: {line:?}"));
+                if parsed.1 {
+                    tls_addr = Some(parsed.0);
+                }
+                parsed.0
+            }
             other => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -168,6 +182,7 @@ impl HostStart {
         HostProcess {
             child,
             addr,
+            tls_addr: std::sync::Mutex::new((tls_addr, rx)),
             stderr: err,
             _dir: self.dir,
         }
@@ -186,13 +201,52 @@ pub struct HostOutput {
 pub struct HostProcess {
     child: Child,
     addr: SocketAddr,
+    /// The TLS address once seen, and the rest of stdout to look for it in.
+    tls_addr: std::sync::Mutex<(Option<SocketAddr>, StdoutLines)>,
     stderr: PathBuf,
     _dir: tempfile::TempDir,
 }
 
+/// The host's stdout, line by line; `None` at its end.
+type StdoutLines = mpsc::Receiver<Option<std::io::Result<String>>>;
+
+/// `listening on ADDR` (plain) or `listening on ADDR (tls)`: the address,
+/// and whether it is the TLS one.
+fn parse_listening(line: &str) -> Option<(SocketAddr, bool)> {
+    let rest = line.strip_prefix("listening on ")?.trim();
+    let (addr, tls) = match rest.strip_suffix(" (tls)") {
+        Some(addr) => (addr, true),
+        None => (rest, false),
+    };
+    Some((addr.parse().ok()?, tls))
+}
+
 impl HostProcess {
+    /// The plain listener's address (the TLS one for a TLS-only host).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The `[tls]` listener's address, from the host's stdout; panics if
+    /// the host does not announce one within [`WAIT`].
+    pub fn tls_addr(&self) -> SocketAddr {
+        let mut guard = self.tls_addr.lock().unwrap_or_else(|e| e.into_inner());
+        let (found, lines) = &mut *guard;
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Some(addr) = *found {
+                return addr;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(Some(Ok(line))) => {
+                    if let Some((addr, true)) = parse_listening(&line) {
+                        *found = Some(addr);
+                    }
+                }
+                other => panic!("host announced no TLS address ({other:?})"),
+            }
+        }
     }
 
     pub fn pid(&self) -> u32 {

@@ -11,6 +11,7 @@ mod conn;
 mod framed;
 mod host;
 pub mod root;
+pub mod tls;
 mod wait;
 
 pub use build::{

@@ -9,7 +9,7 @@
 //! | `ECHO <text>` | `MSG <text>`                           |
 //! | `HELLO`       | `MSG testkit says hello` (overlaps `hello`) |
 //! | `SETTING`     | `MSG greeting=<greeting setting>`      |
-//! | `WHO`         | `MSG peer=<addr> connection=<id>`      |
+//! | `WHO`         | `MSG peer=<addr> connection=<id>`, then ` subject=<s>` over TLS with a client certificate |
 //! | `BYE`         | `MSG bye`, then the host closes        |
 //! | `TWO`         | two lines: `MSG one`, `MSG two`        |
 //! | `CTRL <bytes>`| `MSG <n> control bytes` (asks for C0 controls) |
@@ -139,10 +139,13 @@ impl Testkit {
     }
 
     fn who(&self, req: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
+        let subject = req.client().tls_subject();
         reply.line(format_args!(
-            "MSG peer={} connection={}",
+            "MSG peer={} connection={}{}{}",
             req.peer(),
-            req.connection_id()
+            req.connection_id(),
+            if subject.is_some() { " subject=" } else { "" },
+            subject.unwrap_or_default()
         ));
         Ok(())
     }

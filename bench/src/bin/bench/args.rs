@@ -1,10 +1,12 @@
 //! Command line of `bench`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bench::duration;
 use bench::greeting::Greeting;
 use bench::pattern::Pattern;
+use bench::tls::TlsClient;
 use clap::{Args, Parser, Subcommand};
 
 /// Load generator for newline-terminated request/reply servers, in the
@@ -60,18 +62,51 @@ pub struct TargetArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+
+    /// Speak TLS, trusting the CA certificates in --ca.
+    #[arg(long, requires = "ca")]
+    pub tls: bool,
+
+    /// With --tls: the PEM CA certificates to trust.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<PathBuf>,
+
+    /// With --tls: present this PEM client certificate; needs --key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
+    pub cert: Option<PathBuf>,
+
+    /// With --tls: the PEM private key of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// With --tls: the name the server's certificate must carry [default:
+    /// the host part of --addr].
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub server_name: Option<String>,
 }
 
 impl TargetArgs {
     pub fn greeting(&self) -> anyhow::Result<Greeting> {
+        let tls = match &self.ca {
+            Some(ca) if self.tls => Some(TlsClient::new(
+                ca,
+                self.cert.clone().zip(self.key.clone()),
+                self.server_name
+                    .as_deref()
+                    .unwrap_or_else(|| bench::tls::host_part(&self.addr)),
+            )?),
+            _ => None,
+        };
         Ok(match &self.greeting {
             Some(re) => Greeting {
                 lines: 1,
                 pattern: Some(Pattern::new(re)?),
+                tls,
             },
             None => Greeting {
                 lines: self.skip_greeting,
                 pattern: None,
+                tls,
             },
         })
     }

@@ -10,7 +10,6 @@ use anyhow::{Context as _, bail};
 use bench::conn::{self, Conn};
 use bench::pattern::Pattern;
 use bench::watchdog::Watchdog;
-use tokio::io::AsyncWriteExt as _;
 
 use crate::args::LoadArgs;
 use crate::latency::{Latencies, Recorder};
@@ -161,7 +160,7 @@ async fn windows(
         let sent_at = Instant::now();
         watchdog.progress(sent_at);
         let window = &plan.window[..count * plan.request_len];
-        watchdog.guard(conn.stream.write_all(window)).await?;
+        watchdog.guard(conn.stream.send(window)).await?;
         outcome.sent += count as u64;
 
         let mut waiting = count;

@@ -76,6 +76,7 @@ async fn soak(args: &Args) -> anyhow::Result<SoakReport> {
         greeting: Greeting {
             lines: 1,
             pattern: Some(Pattern::new(&args.greeting)?),
+            tls: None,
         },
         window: args.window,
         deadline,

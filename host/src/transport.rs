@@ -1,0 +1,157 @@
+//! What a connection reads from and writes to: a plain TCP socket, or a TLS
+//! session over one.
+//!
+//! Plain TCP keeps its fast paths (readiness, then one non-blocking read;
+//! one non-blocking write per batch of replies), which save a system call
+//! and a timer per request. TLS cannot use them: bytes on the socket are
+//! records, not requests, so a TLS connection reads and writes through
+//! `tokio-rustls` and flushes what the session holds after each batch.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+pub enum Transport {
+    Plain(TcpStream),
+    /// Boxed: the session's buffers would make every connection's future
+    /// several times larger, plain ones included.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl From<TcpStream> for Transport {
+    fn from(stream: TcpStream) -> Transport {
+        Transport::Plain(stream)
+    }
+}
+
+impl From<TlsStream<TcpStream>> for Transport {
+    fn from(stream: TlsStream<TcpStream>) -> Transport {
+        Transport::Tls(Box::new(stream))
+    }
+}
+
+impl Transport {
+    /// Waits for input and reads what there is into `input`; 0 when the
+    /// client has closed its side. Cancel-safe: nothing is read unless it
+    /// is returned in the same poll.
+    pub async fn read_into(&mut self, input: &mut BytesMut, chunk: usize) -> io::Result<usize> {
+        match self {
+            // `poll_read_ready` uses the socket's single reader slot rather
+            // than a list of waiters.
+            Transport::Plain(stream) => {
+                poll_fn(|cx| stream.poll_read_ready(cx)).await?;
+                read_plain(stream, input, chunk)
+            }
+            Transport::Tls(stream) => {
+                input.reserve(chunk);
+                stream.read_buf(input).await.map_err(|e| {
+                    // rustls's own text for this carries a link to its manual.
+                    if e.kind() == io::ErrorKind::UnexpectedEof {
+                        io::Error::new(e.kind(), "client closed without a TLS close_notify")
+                    } else {
+                        e
+                    }
+                })
+            }
+        }
+    }
+
+    /// Writes what it can of `bytes` without waiting. TLS takes none this
+    /// way: its records are written, and flushed, by [`Transport::write_out`].
+    pub fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(stream) => stream.try_write(bytes),
+            Transport::Tls(_) => Ok(0),
+        }
+    }
+
+    /// Writes all of `bytes` and, for TLS, the records the session holds.
+    pub async fn write_out(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Transport::Plain(stream) => stream.write_all(bytes).await,
+            Transport::Tls(stream) => {
+                stream.write_all(bytes).await?;
+                stream.flush().await
+            }
+        }
+    }
+}
+
+/// Reads what the socket holds into `input`, which is only allocated now
+/// that there is something to read.
+///
+/// A read that returns less than it had room for, ending in a line ending,
+/// has drained the socket, so readiness is cleared right away: otherwise
+/// the next wait would return at once, and a second read would fail with
+/// `WouldBlock`, one wasted system call per request. (Tokio tags readiness
+/// with a tick, so data that arrives meanwhile is not lost.) A short read
+/// that stops mid-line is not trusted: TCP stops a read at an urgent mark
+/// (telnet's Synch) with more data queued behind it, and no new wake-up
+/// would come for that data.
+fn read_plain(stream: &TcpStream, input: &mut BytesMut, chunk: usize) -> io::Result<usize> {
+    input.reserve(chunk);
+    let room = input.capacity() - input.len();
+    let mut got = None;
+    let result = stream.try_io(Interest::READABLE, || {
+        let n = stream.try_read_buf(input)?;
+        got = Some(n);
+        if n > 0 && n < room && input.last() == Some(&b'\n') {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(())
+        }
+    });
+    match (got, result) {
+        (Some(n), _) => Ok(n),
+        (None, Err(e)) => Err(e),
+        (None, Ok(())) => Ok(0),
+    }
+}
+
+// For the few callers that want a plain byte stream (lingering after the
+// end); the hot paths above do not go through these.
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}

@@ -223,10 +223,15 @@ fn err_reply_goes_to_stderr_and_sets_its_exit_code() {
 fn connection_refused_is_one_line_and_its_own_exit_code() {
     // Bound but not listening: connections are refused, and, unlike a
     // port closed again, no other test can take it meanwhile.
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-        .expect("socket");
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     socket
-        .bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into())
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
         .expect("bind");
     let port = socket
         .local_addr()

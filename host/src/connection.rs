@@ -121,7 +121,10 @@ impl Connection {
 
     /// Serves the connection until it ends, or `shutdown` is cancelled
     /// between two batches of requests.
-    pub async fn run(mut self, shutdown: CancellationToken) -> io::Result<End> {
+    ///
+    /// The connection is boxed: a future owning it by value would hold it
+    /// twice (the argument and the moved local), in every connection's task.
+    pub async fn run(mut self: Box<Self>, shutdown: CancellationToken) -> io::Result<End> {
         let _counted = Counted::new(&self.shared);
         let served = self.serve(shutdown).await;
         let Connection {
@@ -129,7 +132,7 @@ impl Connection {
             session,
             registered,
             ..
-        } = self;
+        } = *self;
         // However the connection ended: no more pushes, and every plugin
         // hears that it closed.
         drop(registered);

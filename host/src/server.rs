@@ -384,8 +384,12 @@ async fn accept_loop(
         let token = shutdown.clone();
         let mode = settings.proxy_protocol;
         if mode.is_none() && tls.is_none() {
-            let connection =
-                Connection::new(stream, peer.to_string().into(), None, Arc::clone(shared));
+            let connection = Box::new(Connection::new(
+                stream,
+                peer.to_string().into(),
+                None,
+                Arc::clone(shared),
+            ));
             tracker.spawn(serve(connection, peer, None, thread, token, permit));
             continue;
         }
@@ -408,11 +412,19 @@ async fn accept_loop(
             // A balancer passing TLS through sends its header first, in
             // the clear; the handshake follows it.
             let connection = match &tls {
-                None => Connection::new(stream, client.to_string().into(), None, shared),
+                None => Box::new(Connection::new(
+                    stream,
+                    client.to_string().into(),
+                    None,
+                    shared,
+                )),
                 Some(tls) => match tls.handshake(stream).await {
-                    Ok((stream, subject)) => {
-                        Connection::new(stream, client.to_string().into(), subject, shared)
-                    }
+                    Ok((stream, subject)) => Box::new(Connection::new(
+                        stream,
+                        client.to_string().into(),
+                        subject,
+                        shared,
+                    )),
                     Err(e) => {
                         let proxy = proxy.map(tracing::field::display);
                         warn!(peer = %client, proxy, "closing TLS connection: {e}");
@@ -428,7 +440,7 @@ async fn accept_loop(
 /// Runs an accepted connection to its end, logging its start and end;
 /// `proxy` is the load balancer it came through.
 async fn serve(
-    connection: Connection,
+    connection: Box<Connection>,
     peer: SocketAddr,
     proxy: Option<SocketAddr>,
     thread: usize,

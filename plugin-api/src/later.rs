@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use abi_stable::std_types::{RErr, RNone, ROk, ROption, RResult, RSome, RString};
 
 use crate::abi::{HookFailure, Outcome, PendingReply};
+use crate::line::push_line;
 use crate::push::Pusher;
-use crate::reply::push_line;
 
 /// A reply promised by [`Reply::later`](crate::Reply::later), to be
 /// written and sent from any thread.

@@ -71,6 +71,7 @@ mod client;
 mod export;
 mod file_name;
 mod later;
+mod line;
 mod panic;
 mod plugin;
 mod push;

@@ -1,10 +1,11 @@
 //! The reply a hook handler writes.
 
-use std::fmt::{Display, Write};
+use std::fmt::Display;
 
 use abi_stable::std_types::RString;
 
 use crate::later::{Later, PendingShared};
+use crate::line::push_line;
 use crate::push::Pusher;
 
 /// Reply lines being written by a hook handler, and what else the handler
@@ -107,19 +108,4 @@ pub(crate) struct Finished {
     pub close: bool,
     pub decline: bool,
     pub later: Option<std::sync::Arc<PendingShared>>,
-}
-
-/// Appends `text` and a line ending to `out`, with line breaks inside
-/// `text` replaced by spaces.
-pub(crate) fn push_line(out: &mut RString, text: impl Display) {
-    let start = out.len();
-    // Writing into a String-like buffer cannot fail unless `Display`
-    // itself reports an error; keep whatever it wrote.
-    let _ = write!(out, "{text}");
-    if out.as_str()[start..].contains(['\r', '\n']) {
-        let clean = out.as_str()[start..].replace(['\r', '\n'], " ");
-        out.drain(start..);
-        out.push_str(&clean);
-    }
-    out.push('\n');
 }

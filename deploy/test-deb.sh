@@ -67,7 +67,8 @@ cleanup() {
 trap cleanup EXIT
 
 start=$SECONDS
-cargo build --release --locked -p host -p client -p hello -p time -p chat
+# The whole workspace: `-p time` is ambiguous beside the `time` crate.
+cargo build --release --locked --workspace
 cargo deb -p host --no-build --output "$work/"
 deb=$(ls "$work"/linehost_*.deb)
 echo "built $deb in $((SECONDS - start)) s"

@@ -140,7 +140,7 @@ impl Connection {
         let end = served?;
         if end != End::ClientClosed {
             // Boxed, as the slow write in `flush`.
-            Box::pin(linger(&mut stream)).await;
+            Box::pin(linger(&mut stream.as_stream())).await;
         }
         Ok(end)
     }

@@ -47,7 +47,7 @@ pub async fn call(
     let limit = plugin.limits.timeout;
     let client = session.client.clone();
     let state = session.states.lend(plugin_index, &session.client.ffi());
-    let handback = Arc::new(Mutex::new(Handback::Waiting));
+    let handback = Arc::new(Handback::default());
     let on_thread = Arc::clone(&dispatcher);
     let thread_handback = Arc::clone(&handback);
     let thread_line = line.clone();
@@ -125,35 +125,41 @@ pub async fn call(
 /// its plugin: back for the connection, or, if the connection gave up
 /// waiting, to the plugin's `disconnect` (the connection's state in that
 /// plugin starts afresh on its next call).
-enum Handback {
+#[derive(Default)]
+struct Handback(Mutex<Slot>);
+
+#[derive(Default)]
+enum Slot {
+    #[default]
     Waiting,
     Returned(StatePtr),
     Abandoned,
 }
 
-trait HandbackSlot {
-    fn give(&self, state: StatePtr, table: &Dispatcher, plugin: usize, client: &ClientInfo);
-    fn take(&self) -> Option<StatePtr>;
-    fn abandon(&self);
-}
+impl Handback {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        // Every value of the slot is whole: a poisoned lock changes nothing.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
-impl HandbackSlot for Mutex<Handback> {
+    /// The call's thread leaves the state here when the call ends.
     fn give(&self, state: StatePtr, table: &Dispatcher, plugin: usize, client: &ClientInfo) {
-        let mut slot = self.lock().unwrap_or_else(|e| e.into_inner());
-        if matches!(*slot, Handback::Abandoned) {
+        let mut slot = self.slot();
+        if matches!(*slot, Slot::Abandoned) {
             drop(slot);
             table.plugins()[plugin]
                 .object
                 .disconnect(&client.ffi(), state);
         } else {
-            *slot = Handback::Returned(state);
+            *slot = Slot::Returned(state);
         }
     }
 
+    /// The state, if the call has ended.
     fn take(&self) -> Option<StatePtr> {
-        let mut slot = self.lock().unwrap_or_else(|e| e.into_inner());
-        match std::mem::replace(&mut *slot, Handback::Waiting) {
-            Handback::Returned(state) => Some(state),
+        let mut slot = self.slot();
+        match std::mem::take(&mut *slot) {
+            Slot::Returned(state) => Some(state),
             other => {
                 *slot = other;
                 None
@@ -161,7 +167,8 @@ impl HandbackSlot for Mutex<Handback> {
         }
     }
 
+    /// The connection stops waiting: the state goes to the plugin.
     fn abandon(&self) {
-        *self.lock().unwrap_or_else(|e| e.into_inner()) = Handback::Abandoned;
+        *self.slot() = Slot::Abandoned;
     }
 }

@@ -5,16 +5,16 @@
 mod common;
 
 use std::io::Write;
-use std::process::Stdio;
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
 use common::*;
-use test_support::{Conn, WAIT, wait_or_kill};
+use test_support::{Conn, HostProcess, WAIT, wait_or_kill};
 
 /// A member of `room` speaking straight to the host.
-fn member(host: &test_support::HostProcess, nick: &str, room: &str) -> Conn {
+fn member(host: &HostProcess, nick: &str, room: &str) -> Conn {
     let (mut c, _) = Conn::open(host.addr());
     assert_eq!(
         c.ask(&format!("NICK {nick}")),
@@ -28,18 +28,24 @@ fn next(lines: &Receiver<String>) -> String {
     lines.recv_timeout(WAIT).expect("a line from the client")
 }
 
-#[test]
-fn pipe_mode_shows_pushed_lines_and_pairs_a_reply_of_several_lines() {
-    let host = chat_host();
-    let mut other = member(&host, "other", "lobby");
-    let mut client = client_cmd(&host)
+/// The client in pipe mode: the process, its input, and its output lines.
+fn piped_client(host: &HostProcess) -> (Child, ChildStdin, Receiver<String>) {
+    let mut client = client_cmd(host)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn client");
-    let mut input = client.stdin.take().expect("piped stdin");
+    let input = client.stdin.take().expect("piped stdin");
     let lines = line_reader(client.stdout.take().expect("piped stdout"));
+    (client, input, lines)
+}
+
+#[test]
+fn pipe_mode_shows_pushed_lines_and_pairs_a_reply_of_several_lines() {
+    let host = chat_host();
+    let mut other = member(&host, "other", "lobby");
+    let (mut client, mut input, lines) = piped_client(&host);
 
     input.write_all(b"NICK cli\nJOIN lobby\n").expect("write");
     assert_eq!(next(&lines), "you are cli");
@@ -68,14 +74,7 @@ fn pipelined_replies_pair_with_their_requests_while_pushes_arrive() {
     const PER_ROUND: usize = 30;
     let host = chat_host();
     let mut flood = member(&host, "flood", "lobby");
-    let mut client = client_cmd(&host)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn client");
-    let mut input = client.stdin.take().expect("piped stdin");
-    let lines = line_reader(client.stdout.take().expect("piped stdout"));
+    let (mut client, mut input, lines) = piped_client(&host);
     input.write_all(b"NICK cli\nJOIN lobby\n").expect("write");
     assert_eq!(next(&lines), "you are cli");
     assert_eq!(next(&lines), "joined lobby, 2 here");

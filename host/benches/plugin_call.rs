@@ -9,7 +9,30 @@ use std::sync::Arc;
 
 use abi_stable::std_types::RString;
 use criterion::{Criterion, criterion_group, criterion_main};
-use host::dispatch::Target;
+use host::dispatch::{Dispatcher, Target};
+
+/// One `HELLO` call with buffers and a connection state of its own, as a
+/// task on its own would make them.
+fn hello_once(table: &Dispatcher, route: usize) -> bool {
+    let mut out = RString::new();
+    let mut spans = Vec::new();
+    let client = common::client();
+    let plugin = &table.plugins()[0].object;
+    // hello keeps no state: this costs no allocation.
+    let mut state = plugin.connect(&client.ffi());
+    let ok = table
+        .call(
+            route,
+            "HELLO",
+            &mut spans,
+            client.ffi(),
+            &mut state,
+            &mut out,
+        )
+        .is_ok();
+    plugin.disconnect(&client.ffi(), state);
+    ok
+}
 
 fn plugin_call(c: &mut Criterion) {
     let (table, _runtime) = common::hello_library();
@@ -55,47 +78,16 @@ fn plugin_call(c: &mut Criterion) {
     group.bench_function("inline-in-task", |b| {
         b.to_async(&runtime).iter(|| {
             let table = Arc::clone(&table);
-            async move {
-                let mut out = RString::new();
-                let mut spans = Vec::new();
-                let client = common::client();
-                // hello keeps no state: this costs no allocation.
-                let mut state = table.plugins()[0].object.connect(&client.ffi());
-                table
-                    .call(
-                        route,
-                        "HELLO",
-                        &mut spans,
-                        client.ffi(),
-                        &mut state,
-                        &mut out,
-                    )
-                    .is_ok()
-            }
+            async move { hello_once(&table, route) }
         })
     });
     group.bench_function("spawn-blocking", |b| {
         b.to_async(&runtime).iter(|| {
             let table = Arc::clone(&table);
             async move {
-                tokio::task::spawn_blocking(move || {
-                    let mut out = RString::new();
-                    let mut spans = Vec::new();
-                    let client = common::client();
-                    let mut state = table.plugins()[0].object.connect(&client.ffi());
-                    table
-                        .call(
-                            route,
-                            "HELLO",
-                            &mut spans,
-                            client.ffi(),
-                            &mut state,
-                            &mut out,
-                        )
-                        .is_ok()
-                })
-                .await
-                .unwrap()
+                tokio::task::spawn_blocking(move || hello_once(&table, route))
+                    .await
+                    .unwrap()
             }
         })
     });

@@ -7,22 +7,24 @@
 //! client that does not read its replies stops being read from instead of
 //! making the host buffer without bound.
 
+use std::future::poll_fn;
 use std::io;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use abi_stable::std_types::RString;
 use abi_stable::std_types::{RNone, RSome};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::futures::Notified;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use tokio_util::codec::Decoder;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::admin_commands::{self, Access};
 use crate::blocking_call;
+use crate::dispatch::Dispatcher;
+use crate::framing::Frame;
 use crate::inbox::{Inbox, Registered};
 use crate::outgoing::frame_reply;
 use crate::reply::Reply;
@@ -34,6 +36,9 @@ use crate::transport::Transport;
 const FLUSH_AT: usize = 64 * 1024;
 /// Free space kept in the input buffer before each read.
 const READ_CHUNK: usize = 4 * 1024;
+/// A reply buffer larger than this (after `INFO`, a burst of pushes) is
+/// not kept while the connection waits.
+const OUT_KEPT: usize = 1024;
 /// After the host ends a connection: how long, and how much, it still reads
 /// and drops while the client learns that it is closed.
 const LINGER_TIME: Duration = Duration::from_millis(500);
@@ -71,13 +76,28 @@ pub struct Connection {
     /// Where plugins' pushed lines and news of pending replies arrive.
     registered: Registered,
     /// A reply a hook promised: nothing else is answered until it comes.
-    pending: Option<Pending>,
+    /// Boxed: few connections have one.
+    pending: Option<Box<Pending>>,
 }
 
 /// A promised reply and the time limit on it.
 struct Pending {
     call: PendingCall,
     deadline: Pin<Box<Sleep>>,
+}
+
+/// How far a request got without waiting.
+enum Answer {
+    /// Answered; true if the connection must close.
+    Done(bool),
+    /// An admin command, which may wait for the supervisor.
+    Admin(Frame),
+    /// A hook to call on a blocking thread.
+    Blocking {
+        dispatcher: Arc<Dispatcher>,
+        route: usize,
+        line: BytesMut,
+    },
 }
 
 impl Connection {
@@ -119,59 +139,66 @@ impl Connection {
         self.session.client.tls_subject.as_ref()
     }
 
-    /// Serves the connection until it ends, or `shutdown` is cancelled
-    /// between two batches of requests.
+    /// Serves the connection until it ends, or the host stops between two
+    /// batches of requests, and logs how it ended.
     ///
     /// The connection is boxed: a future owning it by value would hold it
     /// twice (the argument and the moved local), in every connection's task.
-    pub async fn run(mut self: Box<Self>, shutdown: CancellationToken) -> io::Result<End> {
+    pub async fn run(mut self: Box<Self>) {
         let _counted = Counted::new(&self.shared);
-        let served = self.serve(shutdown).await;
-        let Connection {
-            mut stream,
-            session,
-            registered,
-            ..
-        } = *self;
-        // However the connection ended: no more pushes, and every plugin
-        // hears that it closed.
-        drop(registered);
-        drop(session);
-        let end = served?;
-        if end != End::ClientClosed {
+        let served = self.serve().await;
+        // In a block of its own: what is dropped here is not kept in this
+        // future while it lingers.
+        let mut stream = {
+            let Connection {
+                stream,
+                session,
+                registered,
+                ..
+            } = *self;
+            let ClientInfo { id, peer, .. } = &session.client;
+            match &served {
+                Ok(end) => info!(connection = id, %peer, ?end, "disconnected"),
+                Err(e) => info!(connection = id, %peer, "disconnected: {e}"),
+            }
+            // However the connection ended: no more pushes, and every
+            // plugin hears that it closed.
+            drop(registered);
+            drop(session);
+            stream
+        };
+        if matches!(served, Ok(end) if end != End::ClientClosed) {
             // Boxed, as the slow write in `flush`.
             Box::pin(linger(&mut stream.as_stream())).await;
         }
-        Ok(end)
     }
 
     /// Greets, then answers batches of lines until something ends the
     /// connection. Every way out is found in [`Connection::answer_batch`]
     /// or [`Connection::wait`] and said in [`Connection::finish`].
-    async fn serve(&mut self, shutdown: CancellationToken) -> io::Result<End> {
+    ///
+    /// This future is most of an idle connection's memory: what it holds
+    /// across its waits is kept small, and the rare slow paths are boxed.
+    async fn serve(&mut self) -> io::Result<End> {
         Reply::Greeting.write_to(&mut self.session.out);
         self.flush().await?;
-        // Both live for the whole connection: creating them per request
-        // would register a timer and a shutdown waiter (each behind a lock
-        // shared by all connections) for every line.
-        let mut stopping = pin!(shutdown.cancelled());
+        // A client that never sends a request holds no reply buffer.
+        self.session.out = RString::new();
         let inbox = Arc::clone(&self.registered.inbox);
-        let mut arrived = pin!(inbox.arrived());
-        let mut idle = IdleClock::new(self.shared.limits.idle_timeout);
         let end = loop {
-            if let Some(end) = self.answer_batch(&mut idle).await? {
+            if let Some(end) = self.answer_batch().await? {
                 break end;
             }
             self.flush().await?;
+            // A waiting connection holds no input buffer, nor a large
+            // reply buffer: memory per waiting client stays small.
             if self.input.is_empty() && self.input.capacity() > 0 {
-                // An idle connection holds no input buffer: memory per
-                // waiting client stays small.
                 self.input = BytesMut::new();
             }
-            if let Some(end) = self
-                .wait(stopping.as_mut(), arrived.as_mut(), &inbox, &mut idle)
-                .await?
-            {
+            if self.session.out.capacity() > OUT_KEPT {
+                self.session.out = RString::new();
+            }
+            if let Some(end) = self.wait(&inbox).await? {
                 break end;
             }
         };
@@ -181,13 +208,20 @@ impl Connection {
 
     /// Answers every complete line received so far; `Some(End::Closed)` if
     /// one of them closes the connection.
-    async fn answer_batch(&mut self, idle: &mut IdleClock) -> io::Result<Option<End>> {
+    async fn answer_batch(&mut self) -> io::Result<Option<End>> {
         let mut answered = false;
-        while self.pending.is_none()
-            && let Some(frame) = self.session.decoder.decode(&mut self.input)?
-        {
+        while self.pending.is_none() {
+            let Some(frame) = self.session.decoder.decode(&mut self.input)? else {
+                break;
+            };
             answered = true;
-            if self.answer(frame).await {
+            let close = match self.answer(frame) {
+                Answer::Done(close) => close,
+                // Boxed: its waits would otherwise take room in every
+                // connection's future.
+                slow => Box::pin(self.answer_slow(slow)).await,
+            };
+            if close {
                 self.count_requests();
                 return Ok(Some(End::Closed));
             }
@@ -197,32 +231,27 @@ impl Connection {
         }
         self.count_requests();
         if answered {
-            // The idle clock restarts on complete lines only, so a client
+            // The idle time restarts on complete lines only, so a client
             // trickling bytes cannot hold the connection forever.
-            idle.restart();
+            self.registered.line_seen();
         }
         Ok(None)
     }
 
     /// Waits until more input has been read, or for what ends the
     /// connection.
-    async fn wait<'n>(
-        &mut self,
-        stopping: Pin<&mut WaitForCancellationFuture<'_>>,
-        mut arrived: Pin<&mut Notified<'n>>,
-        inbox: &'n Inbox,
-        idle: &mut IdleClock,
-    ) -> io::Result<Option<End>> {
-        // Checked before waiting as well as raced below: a client that
-        // keeps sending (even one endless line) makes readability win the
-        // biased race every time, and would never see either.
+    async fn wait(&mut self, inbox: &Inbox) -> io::Result<Option<End>> {
+        // Looked at before every wait rather than raced with it: the idle
+        // sweep and a stopping host nudge the inbox, which brings the
+        // connection back here, and a client that keeps sending (even one
+        // endless line) comes back here after every read.
         if self.shared.is_stopping() {
             return Ok(Some(End::Shutdown));
         }
         if inbox.has_news() {
             return Ok(self.take_news(inbox));
         }
-        if self.pending.is_none() && idle.expired() {
+        if self.pending.is_none() && self.idle_expired() {
             return Ok(Some(End::Idle));
         }
         let reading = self.pending.is_none();
@@ -230,7 +259,7 @@ impl Connection {
         // ready, and the others are then not polled at all.
         tokio::select! {
             biased;
-            read = self.stream.read_into(&mut self.input, READ_CHUNK), if reading => {
+            read = poll_fn(|cx| self.stream.poll_read_into(cx, &mut self.input, READ_CHUNK)), if reading => {
                 match read {
                     Ok(0) => Ok(Some(End::ClientClosed)),
                     Ok(_) => Ok(None),
@@ -238,25 +267,15 @@ impl Connection {
                     Err(e) => Err(e),
                 }
             }
-            () = stopping => Ok(Some(End::Shutdown)),
-            () = arrived.as_mut() => {
-                // Re-armed at once, before the news is taken in, so
-                // that nothing arriving meanwhile goes unnoticed.
-                arrived.set(inbox.arrived());
-                Ok(self.take_news(inbox))
-            }
+            () = poll_fn(|cx| inbox.poll_arrived(cx)) => Ok(self.take_news(inbox)),
             () = pending_deadline(&mut self.pending) => Ok(self.pending_timed_out()),
-            () = idle.fired(), if reading => {
-                // The timer is set lazily: it fires at the deadline of an
-                // earlier line, and is moved on if lines came since.
-                if idle.expired() {
-                    Ok(Some(End::Idle))
-                } else {
-                    idle.rearm();
-                    Ok(None)
-                }
-            }
         }
+    }
+
+    /// Whether the connection has gone without a complete line for longer
+    /// than the idle limit.
+    fn idle_expired(&self) -> bool {
+        (self.shared.limits.idle_timeout).is_some_and(|limit| self.registered.idle_for() >= limit)
     }
 
     /// Takes in what arrived in the inbox: pushed lines go out after the
@@ -276,7 +295,7 @@ impl Connection {
             // The reply goes after whatever was written since the call.
             call.start = self.session.out.len();
             match call.reply.take(&mut self.session.out) {
-                RNone => self.pending = Some(Pending { call, ..pending }),
+                RNone => self.pending = Some(Box::new(Pending { call, ..*pending })),
                 RSome(result) => {
                     let result = call.dispatcher.outcome(call.route, result);
                     if let Action::Close = self.session.after_pending(call, result) {
@@ -310,7 +329,10 @@ impl Connection {
                 // Answer a last line sent without a line ending, for
                 // clients that half-close after writing.
                 if let Some(frame) = self.session.decoder.finish(&mut self.input) {
-                    self.answer(frame).await;
+                    if let slow @ (Answer::Admin(_) | Answer::Blocking { .. }) = self.answer(frame)
+                    {
+                        Box::pin(self.answer_slow(slow)).await;
+                    }
                     self.count_requests();
                 }
             }
@@ -333,32 +355,75 @@ impl Connection {
         }
     }
 
-    /// Answers one frame; true if the connection must close.
-    async fn answer(&mut self, frame: crate::framing::Frame) -> bool {
+    /// Answers one frame at once if it can; what must wait (an admin
+    /// command, a call on a blocking thread) is left to
+    /// [`Connection::answer_slow`].
+    fn answer(&mut self, frame: Frame) -> Answer {
         self.uncounted += 1;
-        if let crate::framing::Frame::Line(line) = &frame
+        if let Frame::Line(line) = &frame
             && admin_commands::is_one(line)
-            // Boxed, as the blocking call below: its wait for the
-            // supervisor would otherwise grow this future, built per line.
-            && Box::pin(admin_commands::answer(
-                line,
-                &mut self.admin,
-                &self.shared,
-                &mut self.session.out,
-            ))
-            .await
         {
-            return false;
+            return Answer::Admin(frame);
         }
-        let mut action = self.session.respond(frame, &self.shared.dispatch);
-        match &action {
+        let action = self.session.respond(frame, &self.shared.dispatch);
+        self.act(action)
+    }
+
+    /// Finishes what [`Connection::answer`] could not; true if the
+    /// connection must close.
+    async fn answer_slow(&mut self, mut next: Answer) -> bool {
+        loop {
+            next = match next {
+                Answer::Done(close) => return close,
+                Answer::Admin(frame) => {
+                    if let Frame::Line(line) = &frame
+                        && admin_commands::answer(
+                            line,
+                            &mut self.admin,
+                            &self.shared,
+                            &mut self.session.out,
+                        )
+                        .await
+                    {
+                        Answer::Done(false)
+                    } else {
+                        let action = self.session.respond(frame, &self.shared.dispatch);
+                        self.act(action)
+                    }
+                }
+                // A hook on a blocking thread may decline the line, and the
+                // next hook may run on a blocking thread too.
+                Answer::Blocking {
+                    dispatcher,
+                    route,
+                    line,
+                } => {
+                    let action = blocking_call::call(
+                        &mut self.session,
+                        dispatcher,
+                        route,
+                        line,
+                        self.shared.limits.max_abandoned_calls,
+                    )
+                    .await;
+                    self.act(action)
+                }
+            }
+        }
+    }
+
+    /// Carries out what dispatching a request asked of the connection.
+    fn act(&mut self, action: Action) -> Answer {
+        match action {
+            Action::Continue => Answer::Done(false),
+            Action::Close => Answer::Done(true),
             Action::Info => {
                 self.count_requests();
                 let admin = self.admin.granted(&self.shared);
                 let start = self.session.out.len();
                 crate::info::render(&self.shared, admin, &mut self.session.out);
                 frame_reply(&mut self.session.out, start);
-                return false;
+                Answer::Done(false)
             }
             Action::Help { topic } => {
                 let admin = self.admin.granted(&self.shared);
@@ -372,41 +437,28 @@ impl Connection {
                 let start = self.session.out.len();
                 crate::help::render(&table, topic.as_deref(), admin, auth, &mut self.session.out);
                 frame_reply(&mut self.session.out, start);
-                return false;
+                Answer::Done(false)
             }
-            _ => {}
-        }
-        // A hook on a blocking thread may decline the line, and the next
-        // hook may run on a blocking thread too.
-        while let Action::Blocking {
-            dispatcher,
-            route,
-            line,
-        } = action
-        {
-            // Boxed: the wait for a blocking thread, with its timer, would
-            // otherwise make this future, built and moved for every
-            // request, several times larger.
-            action = Box::pin(blocking_call::call(
-                &mut self.session,
+            Action::Blocking {
                 dispatcher,
                 route,
                 line,
-                self.shared.limits.max_abandoned_calls,
-            ))
-            .await;
+            } => Answer::Blocking {
+                dispatcher,
+                route,
+                line,
+            },
+            Action::Pending(call) => {
+                let limit = call.dispatcher.plugins()[call.dispatcher.route(call.route).plugin]
+                    .limits
+                    .timeout;
+                self.pending = Some(Box::new(Pending {
+                    call,
+                    deadline: Box::pin(tokio::time::sleep(limit)),
+                }));
+                Answer::Done(false)
+            }
         }
-        if let Action::Pending(call) = action {
-            let limit = call.dispatcher.plugins()[call.dispatcher.route(call.route).plugin]
-                .limits
-                .timeout;
-            self.pending = Some(Pending {
-                call,
-                deadline: Box::pin(tokio::time::sleep(limit)),
-            });
-            return false;
-        }
-        matches!(action, Action::Close)
     }
 
     /// Writes out the waiting replies. A client that stops reading stalls
@@ -515,53 +567,6 @@ pub async fn linger(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
-/// The idle limit of one connection: the time of its last complete line,
-/// and a timer that wakes the connection when the limit may have passed.
-struct IdleClock {
-    limit: Option<Duration>,
-    last_line: Instant,
-    /// Armed for `last_line + limit` of some earlier line; `None` without
-    /// a limit, so that an unlimited connection holds no timer at all.
-    timer: Option<Pin<Box<Sleep>>>,
-}
-
-impl IdleClock {
-    fn new(limit: Option<Duration>) -> IdleClock {
-        let last_line = Instant::now();
-        IdleClock {
-            limit,
-            last_line,
-            timer: limit.map(|limit| Box::pin(tokio::time::sleep_until(last_line + limit))),
-        }
-    }
-
-    fn restart(&mut self) {
-        if self.limit.is_some() {
-            self.last_line = Instant::now();
-        }
-    }
-
-    fn expired(&self) -> bool {
-        self.limit
-            .is_some_and(|limit| self.last_line.elapsed() >= limit)
-    }
-
-    /// Moves the timer on to the current deadline.
-    fn rearm(&mut self) {
-        if let (Some(limit), Some(timer)) = (self.limit, self.timer.as_mut()) {
-            timer.as_mut().reset(self.last_line + limit);
-        }
-    }
-
-    /// Completes when the timer fires; never without a limit.
-    async fn fired(&mut self) {
-        match self.timer.as_mut() {
-            Some(timer) => timer.as_mut().await,
-            None => std::future::pending().await,
-        }
-    }
-}
-
 /// Completes once `inbox` overflowed. Polled, not woken: the inbox's
 /// wake-up belongs to the connection's main wait, and a stalled write is
 /// rare enough that a check every few milliseconds costs nothing.
@@ -572,7 +577,7 @@ async fn overflowed(inbox: &Inbox) {
 }
 
 /// Completes when the pending reply's time is up; never without one.
-async fn pending_deadline(pending: &mut Option<Pending>) {
+async fn pending_deadline(pending: &mut Option<Box<Pending>>) {
     match pending {
         Some(pending) => pending.deadline.as_mut().await,
         None => std::future::pending().await,

@@ -1,5 +1,7 @@
 //! What reaches a connection from outside its own requests: lines pushed
-//! by plugins, and the news that a pending reply may be ready.
+//! by plugins, the news that a pending reply may be ready, and the nudges
+//! that make it look whether it has been idle too long or the host is
+//! stopping.
 //!
 //! Every open connection has an [`Inbox`] in the [`Registry`], by id;
 //! plugins reach the registry through the host object they were given at
@@ -9,11 +11,13 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
-use tokio::sync::futures::Notified;
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
 
 /// Shards of the registry: pushes from many threads to many connections
 /// contend on one shard's lock only when their ids fall together.
@@ -22,13 +26,20 @@ const SHARDS: usize = 64;
 /// One connection's queue of pushed lines.
 pub struct Inbox {
     queue: Mutex<Queue>,
-    /// Woken on a push, on a pending reply's news, and on overflow.
-    notify: Notify,
-    /// Set on every push and wake: what a busy connection, which never
-    /// waits on `notify`, checks between batches.
+    /// The connection's task, woken on a push, on a pending reply's news,
+    /// on overflow, and by nudges. One waker, not a list of waiters: only
+    /// the connection waits here, and its wait then needs no memory of
+    /// its own.
+    waker: AtomicWaker,
+    /// Set before every wake-up: what a busy connection, which does not
+    /// wait, checks between batches, and what a waiting one looks at
+    /// after registering its waker, so that no wake-up is lost.
     news: AtomicBool,
     /// Set when a pending reply of this connection may be ready.
     woken: AtomicBool,
+    /// When the connection last received a complete line, in milliseconds
+    /// since the registry's epoch: what the idle sweep reads.
+    last_line: AtomicU64,
 }
 
 #[derive(Default)]
@@ -49,15 +60,16 @@ pub enum Queued {
 }
 
 impl Inbox {
-    fn new(limit: usize) -> Inbox {
+    fn new(limit: usize, now: u64) -> Inbox {
         Inbox {
             queue: Mutex::new(Queue {
                 limit,
                 ..Queue::default()
             }),
-            notify: Notify::new(),
+            waker: AtomicWaker::new(),
             news: AtomicBool::new(false),
             woken: AtomicBool::new(false),
+            last_line: AtomicU64::new(now),
         }
     }
 
@@ -99,7 +111,13 @@ impl Inbox {
 
     fn tell(&self) {
         self.news.store(true, Ordering::Release);
-        self.notify.notify_one();
+        self.waker.wake();
+    }
+
+    /// Wakes the connection with nothing new for it: it then looks at its
+    /// idle time and at whether the host is stopping.
+    fn nudge(&self) {
+        self.tell();
     }
 
     /// Whether anything arrived since the last [`Inbox::take_pushed`]; one
@@ -129,10 +147,20 @@ impl Inbox {
         self.woken.swap(false, Ordering::Acquire)
     }
 
-    /// Completes when something arrived; one future serves a connection
-    /// across many waits.
-    pub fn arrived(&self) -> Notified<'_> {
-        self.notify.notified()
+    /// Ready once something arrived (or a nudge) since the last
+    /// [`Inbox::take_pushed`].
+    pub fn poll_arrived(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.has_news() {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // Looked at again after registering: a wake-up between the first
+        // look and the registration found no waker to wake.
+        if self.news.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -144,6 +172,8 @@ pub struct Registry {
     shards: Box<[Shard]>,
     /// How many bytes of pushed lines one connection may have waiting.
     limit: usize,
+    /// The zero of the inboxes' `last_line` times.
+    epoch: Instant,
 }
 
 impl Registry {
@@ -151,7 +181,12 @@ impl Registry {
         Arc::new(Registry {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             limit,
+            epoch: Instant::now(),
         })
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn shard(&self, id: u64) -> MutexGuard<'_, HashMap<u64, Arc<Inbox>>> {
@@ -165,7 +200,7 @@ impl Registry {
     /// Opens connection `id`'s inbox; it is closed when the returned
     /// guard is dropped, however the connection ends.
     pub fn open(self: &Arc<Self>, id: u64) -> Registered {
-        let inbox = Arc::new(Inbox::new(self.limit));
+        let inbox = Arc::new(Inbox::new(self.limit, self.millis()));
         if let Entry::Vacant(slot) = self.shard(id).entry(id) {
             slot.insert(Arc::clone(&inbox));
         }
@@ -192,6 +227,32 @@ impl Registry {
         }
         queued
     }
+
+    /// Nudges every connection that has had no complete line for `limit`,
+    /// so that it closes itself: one sweep over all connections stands in
+    /// for a timer in each, which would cost every connection its memory
+    /// and every request a timer update.
+    pub fn nudge_idle(&self, limit: Duration) {
+        let limit = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        let now = self.millis();
+        self.each(|inbox| {
+            if now.saturating_sub(inbox.last_line.load(Ordering::Relaxed)) >= limit {
+                inbox.nudge();
+            }
+        });
+    }
+
+    /// Nudges every connection, for them to see that the host is stopping.
+    pub fn nudge_all(&self) {
+        self.each(Inbox::nudge);
+    }
+
+    fn each(&self, mut f: impl FnMut(&Inbox)) {
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            shard.values().for_each(|inbox| f(inbox));
+        }
+    }
 }
 
 /// A connection's place in the registry, for as long as it is open.
@@ -199,6 +260,19 @@ pub struct Registered {
     registry: Arc<Registry>,
     id: u64,
     pub inbox: Arc<Inbox>,
+}
+
+impl Registered {
+    /// Notes that a complete line arrived: the idle time starts again.
+    pub fn line_seen(&self) {
+        (self.inbox.last_line).store(self.registry.millis(), Ordering::Relaxed);
+    }
+
+    /// How long since the last complete line (or the connection's start).
+    pub fn idle_for(&self) -> Duration {
+        let last = self.inbox.last_line.load(Ordering::Relaxed);
+        Duration::from_millis(self.registry.millis().saturating_sub(last))
+    }
 }
 
 impl Drop for Registered {

@@ -19,6 +19,7 @@ pub mod dispatch;
 pub mod framing;
 pub mod help;
 pub mod host_services;
+pub mod idle_sweep;
 pub mod inbox;
 pub mod info;
 pub mod metrics;

@@ -175,6 +175,9 @@ impl Serving {
     /// Tells every thread to stop accepting and every connection to end.
     fn stop(&self) {
         self.shared.begin_stopping();
+        // Connections waiting for input learn it from a nudge: they hold
+        // no waiter on the shutdown token, which would cost each memory.
+        self.shared.registry.nudge_all();
         self.shutdown.cancel();
     }
 
@@ -337,7 +340,7 @@ async fn accept_loop(
         limit,
         refusals,
         tracker,
-        shutdown,
+        ..
     } = serving;
     let mut backoff = Duration::from_millis(1);
     loop {
@@ -381,7 +384,6 @@ async fn accept_loop(
             }
             continue;
         };
-        let token = shutdown.clone();
         let mode = settings.proxy_protocol;
         if mode.is_none() && tls.is_none() {
             let connection = Box::new(Connection::new(
@@ -390,7 +392,7 @@ async fn accept_loop(
                 None,
                 Arc::clone(shared),
             ));
-            tracker.spawn(serve(connection, peer, None, thread, token, permit));
+            tracker.spawn(serve(connection, peer, None, thread, permit));
             continue;
         }
         let shared = Arc::clone(shared);
@@ -401,13 +403,15 @@ async fn accept_loop(
             // header holds up only itself. `peer` is then the balancer.
             let (client, proxy) = match mode {
                 None => (peer, None),
-                Some(mode) => match proxy_header::read(&mut stream, mode, HEADER_TIMEOUT).await {
-                    Ok(client) => (client.unwrap_or(peer), Some(peer)),
-                    Err(e) => {
-                        warn!(proxy = %peer, "closing connection: {e}");
-                        return;
+                Some(mode) => {
+                    match Box::pin(proxy_header::read(&mut stream, mode, HEADER_TIMEOUT)).await {
+                        Ok(client) => (client.unwrap_or(peer), Some(peer)),
+                        Err(e) => {
+                            warn!(proxy = %peer, "closing connection: {e}");
+                            return;
+                        }
                     }
-                },
+                }
             };
             // A balancer passing TLS through sends its header first, in
             // the clear; the handshake follows it.
@@ -418,7 +422,9 @@ async fn accept_loop(
                     None,
                     shared,
                 )),
-                Some(tls) => match tls.handshake(stream).await {
+                // Boxed: the handshake's state is large, and would otherwise
+                // stay part of the task for the connection's whole life.
+                Some(tls) => match Box::pin(tls.handshake(stream)).await {
                     Ok((stream, subject)) => Box::new(Connection::new(
                         stream,
                         client.to_string().into(),
@@ -432,30 +438,31 @@ async fn accept_loop(
                     }
                 },
             };
-            serve(connection, client, proxy, thread, token, permit).await;
+            serve(connection, client, proxy, thread, permit).await;
         });
     }
 }
 
-/// Runs an accepted connection to its end, logging its start and end;
-/// `proxy` is the load balancer it came through.
-async fn serve(
+/// Runs an accepted connection to its end (which it logs), logging its
+/// start at once; `proxy` is the load balancer it came through.
+///
+/// Not an `async fn`: only what the end needs is held across the await,
+/// once, since this future is part of every open connection's memory.
+fn serve(
     connection: Box<Connection>,
     peer: SocketAddr,
     proxy: Option<SocketAddr>,
     thread: usize,
-    token: CancellationToken,
     permit: OwnedSemaphorePermit,
-) {
+) -> impl Future<Output = ()> {
     let id = connection.id();
     let proxy = proxy.map(tracing::field::display);
     let subject = connection.tls_subject().map(tracing::field::display);
     info!(connection = id, %peer, proxy, subject, thread, "connected");
-    match connection.run(token).await {
-        Ok(end) => info!(connection = id, %peer, ?end, "disconnected"),
-        Err(e) => info!(connection = id, %peer, "disconnected: {e}"),
+    async move {
+        connection.run().await;
+        drop(permit);
     }
-    drop(permit);
 }
 
 /// Tells a client over the connection limit why it is being closed.

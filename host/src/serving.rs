@@ -180,6 +180,7 @@ pub fn run(handover: Handover) -> anyhow::Result<ExitCode> {
             .restarts
             .store(handover.restarts, std::sync::atomic::Ordering::Relaxed);
         crate::watchdog::start(Arc::clone(&shared)).context("cannot start the watchdog")?;
+        crate::idle_sweep::start(Arc::clone(&shared)).context("cannot start the idle sweep")?;
         if let Some(addr) = config.metrics_listen {
             crate::metrics::start(addr, Arc::clone(&shared))?;
         }

@@ -7,11 +7,12 @@
 //! records, not requests, so a TLS connection reads and writes through
 //! `tokio-rustls` and flushes what the session holds after each batch.
 
-use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_util::either::Either;
@@ -36,27 +37,40 @@ impl From<TlsStream<TcpStream>> for Transport {
 }
 
 impl Transport {
-    /// Waits for input and reads what there is into `input`; 0 when the
-    /// client has closed its side. Cancel-safe: nothing is read unless it
-    /// is returned in the same poll.
-    pub async fn read_into(&mut self, input: &mut BytesMut, chunk: usize) -> io::Result<usize> {
+    /// Reads what there is into `input` once there is input; 0 when the
+    /// client has closed its side. Nothing is read unless it is returned.
+    ///
+    /// A poll function rather than an `async fn`: the connection waits in
+    /// it, and a future would hold its arguments in every idle
+    /// connection's memory.
+    pub fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        input: &mut BytesMut,
+        chunk: usize,
+    ) -> Poll<io::Result<usize>> {
         match self {
             // `poll_read_ready` uses the socket's single reader slot rather
             // than a list of waiters.
             Transport::Plain(stream) => {
-                poll_fn(|cx| stream.poll_read_ready(cx)).await?;
-                read_plain(stream, input, chunk)
+                ready!(stream.poll_read_ready(cx))?;
+                Poll::Ready(read_plain(stream, input, chunk))
             }
             Transport::Tls(stream) => {
                 input.reserve(chunk);
-                stream.read_buf(input).await.map_err(|e| {
+                let read = ready!(tokio_util::io::poll_read_buf(
+                    Pin::new(stream.as_mut()),
+                    cx,
+                    input
+                ));
+                Poll::Ready(read.map_err(|e| {
                     // rustls's own text for this carries a link to its manual.
                     if e.kind() == io::ErrorKind::UnexpectedEof {
                         io::Error::new(e.kind(), "client closed without a TLS close_notify")
                     } else {
                         e
                     }
-                })
+                }))
             }
         }
     }

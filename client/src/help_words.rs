@@ -38,9 +38,9 @@ fn fetch(addr: SocketAddr, timeout: Duration) -> Option<Vec<String>> {
         if reader.read_line(&mut line).ok()? == 0 {
             return None;
         }
-        // Every line of the reply but the last is framed with `| `.
+        // Every line of the reply but the last is framed with `MSG | `.
         let text = line.trim_end();
-        match word(text.strip_prefix("| ").unwrap_or(text)) {
+        match word(text.strip_prefix("MSG | ").unwrap_or(text)) {
             Some(Ok(())) => return Some(words),
             Some(Err(w)) if !words.contains(&w) => words.push(w),
             _ => {}

@@ -26,12 +26,12 @@ pub enum Stream {
 
 /// Renders one received line (terminator included, as read): a reply's
 /// lines through the response hooks, without their framing; a pushed line
-/// as it came, marker included, so that it reads apart from the replies.
+/// after `> `, so that it reads apart from the replies.
 pub fn render(line: &[u8], raw: bool) -> Rendered {
     let (part, text) = framing::split(line);
     let mut reply = match part {
         Part::Pushed => hooks::Reply {
-            shown: Shown::Out(lines::text(line).into_owned()),
+            shown: Shown::Out(format!("> {}", lines::text(text))),
             effect: Effect::None,
         },
         Part::More | Part::Last => hooks::response(&lines::text(text)),

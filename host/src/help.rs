@@ -1,7 +1,7 @@
 //! `HELP` and `HELP <command>`: every command the server answers, the
 //! host's own first, then each hook in dispatch order, one line each,
 //! every line starting with `HELP`, the last being `HELP end` (on the wire,
-//! every line but that last one is framed with `| `, as any reply of
+//! every line but that last one is framed with `MSG | `, as any reply of
 //! several lines):
 //!
 //! ```text

@@ -44,7 +44,7 @@ pub struct Inbox {
 
 #[derive(Default)]
 struct Queue {
-    /// Pushed lines, each already framed (`> ` and the line ending).
+    /// Pushed lines, each already framed (`MSG > ` and the line ending).
     lines: String,
     /// The bound on `lines`, in bytes.
     limit: usize,

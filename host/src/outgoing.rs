@@ -1,9 +1,13 @@
 //! How replies and pushed lines go on the wire, so that a client pairs
 //! replies with requests without knowing any command:
 //!
-//! - `> text`: a pushed line, sent between replies, never inside one;
-//! - `| text`: a line of a reply with more lines to come;
+//! - `MSG > text`: a pushed line, sent between replies, never inside one;
+//! - `MSG | text`: a line of a reply with more lines to come;
 //! - any other line: the last (often only) line of a reply.
+//!
+//! The markers start with `MSG ` so that a client that shows only `MSG`
+//! lines, as the original Python client does (dropping the `MSG `), still
+//! shows every line: `> text` and `| text`.
 //!
 //! A plugin writes plain lines; the host frames them here, after the call,
 //! so that no plugin can break the framing. A last line that would read as
@@ -13,9 +17,9 @@
 use abi_stable::std_types::RString;
 
 /// Starts a pushed line.
-pub const PUSHED: &str = "> ";
+pub const PUSHED: &str = "MSG > ";
 /// Starts a line of a reply that goes on.
-pub const CONTINUED: &str = "| ";
+pub const CONTINUED: &str = "MSG | ";
 
 /// What a hook that wrote no line answers.
 const EMPTY_REPLY: &str = "OK\n";
@@ -88,19 +92,24 @@ mod tests {
         assert_eq!(framed("MSG one\n"), "earlier\nMSG one\n");
         assert_eq!(
             framed("a\nb\nc\n"),
-            "earlier\n| a\n| b\nc\n",
+            "earlier\nMSG | a\nMSG | b\nc\n",
             "every line but the last is marked"
         );
         assert_eq!(framed(""), "earlier\nOK\n");
-        assert_eq!(framed("> not pushed\n"), "earlier\n > not pushed\n");
-        assert_eq!(framed("x\n| y\n"), "earlier\n| x\n | y\n");
+        assert_eq!(framed("MSG > not pushed\n"), "earlier\n MSG > not pushed\n");
+        assert_eq!(framed("x\nMSG | y\n"), "earlier\nMSG | x\n MSG | y\n");
+        assert_eq!(
+            framed("> y\n"),
+            "earlier\n> y\n",
+            "old markers mean nothing"
+        );
     }
 
     #[test]
     fn pushed_lines_stay_one_line() {
         let mut out = String::new();
         write_pushed(&mut out, "alice: hi\r\nthere");
-        assert_eq!(out, "> alice: hi  there\n");
+        assert_eq!(out, "MSG > alice: hi  there\n");
         assert_eq!(out.len(), pushed_len("alice: hi\r\nthere"));
     }
 }

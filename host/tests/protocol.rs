@@ -108,7 +108,11 @@ fn a_hook_may_answer_several_lines_and_close() {
     let host = host();
     let (mut c, _) = Conn::open(host.addr());
     c.send("TWO");
-    assert_eq!(c.line(), "| MSG one", "a line with more to come is marked");
+    assert_eq!(
+        c.line(),
+        "MSG | MSG one",
+        "a line with more to come is marked"
+    );
     assert_eq!(c.line(), "MSG two");
     assert_eq!(c.ask("BYE"), "MSG bye");
     assert!(c.is_closed());

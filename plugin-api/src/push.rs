@@ -7,7 +7,7 @@ use crate::abi::{HostBox, PushStatus};
 /// A handle for sending lines to open connections, at any time and from
 /// any thread ([`Host::pusher`](crate::Host::pusher)). Cheap to clone.
 ///
-/// A pushed line reaches the client as `> ` and the line, between replies,
+/// A pushed line reaches the client as `MSG > ` and the line, between replies,
 /// never inside one, so that a client tells it from a reply without knowing
 /// the plugin. Each connection holds a bounded queue of pushed lines; a
 /// client that lets it fill up (it does not read) is disconnected, as Redis

@@ -15,7 +15,7 @@ use crate::push::Pusher;
 /// Lines go straight into the host's output buffer, which is reused from
 /// one request to the next, so a reply costs no allocation of its own.
 /// A reply of several lines reaches the client framed (each line but the
-/// last starts with `| `), so that clients pair replies with requests
+/// last starts with `MSG | `), so that clients pair replies with requests
 /// without knowing the command.
 pub struct Reply<'a, S = ()> {
     out: &'a mut RString,

@@ -85,15 +85,15 @@ impl Conn {
 
     /// Sends `line` and returns its reply of several lines, each starting
     /// with `prefix` and a space, up to the line `<prefix> end` (left out),
-    /// which ends the reply; every line before it must carry the `| ` of a
-    /// reply that goes on. Panics on another line, or past 10,000 lines.
+    /// which ends the reply; every line before it must carry the `MSG | ` of
+    /// a reply that goes on. Panics on another line, or past 10,000 lines.
     pub fn ask_lines(&mut self, line: &str, prefix: &str) -> Vec<String> {
         self.send(line);
         let end = format!("{prefix} end");
         let mut lines = Vec::new();
         loop {
             let line = self.line();
-            let line = match line.strip_prefix("| ") {
+            let line = match line.strip_prefix(crate::CONTINUED) {
                 Some(rest) => rest.to_owned(),
                 None => {
                     assert_eq!(line, end, "a reply's last line, after {lines:?}");

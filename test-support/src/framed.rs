@@ -1,20 +1,20 @@
 //! Reading replies by the host's framing, with pushed lines set aside:
-//! `> ` starts a pushed line, `| ` a reply line with more to come, and any
-//! other line ends a reply (`host/src/outgoing.rs`).
+//! `MSG > ` starts a pushed line, `MSG | ` a reply line with more to come,
+//! and any other line ends a reply (`host/src/outgoing.rs`).
 
 use crate::Conn;
 
 /// Starts a pushed line.
-pub const PUSHED: &str = "> ";
+pub const PUSHED: &str = "MSG > ";
 /// Starts a line of a reply that goes on.
-pub const CONTINUED: &str = "| ";
+pub const CONTINUED: &str = "MSG | ";
 
 /// One reply, and the lines pushed to the client before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Framed {
-    /// The reply's lines, without their `| ` markers.
+    /// The reply's lines, without their `MSG | ` markers.
     pub lines: Vec<String>,
-    /// Pushed lines read on the way, without their `> ` marker.
+    /// Pushed lines read on the way, without their `MSG > ` marker.
     pub pushed: Vec<String>,
 }
 

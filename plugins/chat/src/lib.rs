@@ -193,7 +193,7 @@ impl Chat {
             .unwrap_or_default();
         nicks.sort_unstable();
         // One line per member, then a last line: the host marks all but the
-        // last with `| `, so that a client knows where the reply ends
+        // last with `MSG | `, so that a client knows where the reply ends
         // without knowing `WHO`.
         for nick in &nicks {
             reply.line(nick);

@@ -49,7 +49,7 @@ impl Protocol {
                 join: format!("NICK pub\nJOIN {ROOM}\n").into_bytes(),
                 joined: b"MSG joined",
                 publish: format!("SAY {payload}\n").into_bytes(),
-                delivery: format!("> {ROOM} pub: {payload}").into_bytes(),
+                delivery: format!("MSG > {ROOM} pub: {payload}").into_bytes(),
             },
             FanoutProtocol::Redis => Protocol {
                 subscribe: format!("SUBSCRIBE {ROOM}\r\n").into_bytes(),

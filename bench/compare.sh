@@ -72,12 +72,14 @@ descendants() {
     done
 }
 
-# Stops what this script started, and only that: SIGTERM, then SIGKILL for
-# anything still there after a few seconds. A server's own child processes
-# are its business, but any it leaves behind (the same pid with the same
-# start time) are killed too, so that nothing outlives the script.
-cleanup() {
+# stop_started: stops what this script has started so far, and only that:
+# SIGTERM, then SIGKILL for anything still there after a few seconds. A
+# server's own child processes are its business, but any it leaves behind
+# (the same pid with the same start time) are killed too, so that nothing
+# outlives the script.
+stop_started() {
     local pid tries leftover start now
+    ((${#started_pids[@]})) || return 0
     leftover=$(descendants "${started_pids[@]}")
     for pid in "${started_pids[@]}"; do
         kill "$pid" 2>/dev/null || true
@@ -95,6 +97,10 @@ cleanup() {
         now=$(sed 's/.*) /x x /' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f22) || true
         [[ $now == "$start" ]] && kill -9 "$pid" 2>/dev/null || true
     done <<<"$leftover"
+    started_pids=()
+}
+cleanup() {
+    stop_started
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -374,6 +380,10 @@ done
 
 # --- memory with idle connections, on fresh servers -------------------------
 
+# Each server alone: other instances of the same executable (or other
+# servers' libraries) would share their pages with it and lower its PSS.
+stop_started
+
 # idle ADDR PID ARGS...: holds IDLE_CONNS idle connections and sets idle_rss
 # and idle_pss to the server's VmRSS and PSS meanwhile, each summed over PID
 # and its descendants. The RSS sum counts the pages the host's supervisor
@@ -395,6 +405,7 @@ say "idle: $IDLE_CONNS connections each"
 start_host host-idle "$work/host.toml"
 idle "$host_addr" "$host_pid" --greeting '^MSG Welcome'
 rss_h=$idle_rss pss_h=$idle_pss
+stop_started
 start_redis redis-idle
 idle "$redis_addr" "$redis_pid"
 rss_r=$idle_rss pss_r=$idle_pss

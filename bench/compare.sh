@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the same loads against the host and against Redis, alternating, and
 # prints tables: throughput and CPU time per request of the host with its
-# default config, of the host with one worker thread, and of Redis, and the
-# ratios of each host to Redis.
+# default config, of the host with one worker thread, and of Redis, the
+# memory of a fresh host and a fresh Redis holding idle connections (RSS and
+# PSS, each summed over the server's process tree), and the ratios of each
+# host to Redis.
 #
 # Everything runs on loopback. Knobs (environment):
 #   ROUNDS=3          rounds of host/redis alternation; the table shows medians
@@ -70,12 +72,14 @@ descendants() {
     done
 }
 
-# Stops what this script started, and only that: SIGTERM, then SIGKILL for
-# anything still there after a few seconds. A server's own child processes
-# are its business, but any it leaves behind (the same pid with the same
-# start time) are killed too, so that nothing outlives the script.
-cleanup() {
+# stop_started: stops what this script has started so far, and only that:
+# SIGTERM, then SIGKILL for anything still there after a few seconds. A
+# server's own child processes are its business, but any it leaves behind
+# (the same pid with the same start time) are killed too, so that nothing
+# outlives the script.
+stop_started() {
     local pid tries leftover start now
+    ((${#started_pids[@]})) || return 0
     leftover=$(descendants "${started_pids[@]}")
     for pid in "${started_pids[@]}"; do
         kill "$pid" 2>/dev/null || true
@@ -93,6 +97,10 @@ cleanup() {
         now=$(sed 's/.*) /x x /' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f22) || true
         [[ $now == "$start" ]] && kill -9 "$pid" 2>/dev/null || true
     done <<<"$leftover"
+    started_pids=()
+}
+cleanup() {
+    stop_started
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -372,8 +380,15 @@ done
 
 # --- memory with idle connections, on fresh servers -------------------------
 
+# Each server alone: other instances of the same executable (or other
+# servers' libraries) would share their pages with it and lower its PSS.
+stop_started
+
 # idle ADDR PID ARGS...: holds IDLE_CONNS idle connections and sets idle_rss
-# to the server's VmRSS meanwhile (summed over PID and its descendants).
+# and idle_pss to the server's VmRSS and PSS meanwhile, each summed over PID
+# and its descendants. The RSS sum counts the pages the host's supervisor
+# and serving child share (executable, libraries) twice; PSS counts a page
+# shared by k processes as 1/k in each.
 idle() {
     local addr=$1 pid=$2 out
     shift 2
@@ -384,14 +399,16 @@ idle() {
         errors_seen=$((errors_seen + 1))
     fi
     idle_rss=$(field "$out" rss_kib)
+    idle_pss=$(field "$out" pss_kib)
 }
 say "idle: $IDLE_CONNS connections each"
 start_host host-idle "$work/host.toml"
 idle "$host_addr" "$host_pid" --greeting '^MSG Welcome'
-rss_h=$idle_rss
+rss_h=$idle_rss pss_h=$idle_pss
+stop_started
 start_redis redis-idle
 idle "$redis_addr" "$redis_pid"
-rss_r=$idle_rss
+rss_r=$idle_rss pss_r=$idle_pss
 
 # --- report -----------------------------------------------------------------
 
@@ -422,6 +439,7 @@ echo "machine: $(nproc) cores, ${cpu:-unknown CPU}; $(redis-server --version | a
 echo "loads: ${DURATION} each, median of $ROUNDS rounds, bench with $BENCH_THREADS thread(s);"
 echo "host default = the default config (worker_threads unset); host 1 thread = worker_threads = $HOST_WORKERS;"
 echo "CPU = user + system time of every thread of the server and its child processes (/proc), per reply"
+echo "RSS, PSS = of the server and its child processes (/proc), summed; PSS counts a page shared by k processes as 1/k"
 echo
 printf '| %-44s | %14s | %14s | %14s |\n' "metric" "host default" "host 1 thread" "redis"
 printf '| %-44s | %14s | %14s | %14s |\n' "---" "---" "---" "---"
@@ -431,6 +449,7 @@ row3 "$CONNS conns pipeline $PIPELINE (req/s)" "$pl_d_m" "$pl_1_m" "$pl_r_m" "%.
 row3 "$CONNS conns pipeline $PIPELINE, CPU per request (us)" "$plc_d_m" "$plc_1_m" "$plc_r_m" "%.3f"
 row3 "1 conn ping-pong p50 latency (us)" "$lat_d_m" "$lat_1_m" "$lat_r_m" "%.1f"
 row3 "RSS with $IDLE_CONNS idle conns (KiB)" "$rss_h" "" "$rss_r" "%.0f"
+row3 "PSS with $IDLE_CONNS idle conns (KiB)" "$pss_h" "" "$pss_r" "%.0f"
 if ((fanout_ready)); then
     fo_d_m=$(median "${fo_d[@]}") fo_1_m=$(median "${fo_1[@]}") fo_r_m=$(median "${fo_r[@]}")
     foc_d_m=$(median "${foc_d[@]}") foc_1_m=$(median "${foc_1[@]}") foc_r_m=$(median "${foc_r[@]}")
@@ -446,11 +465,12 @@ row2 "pipeline $PIPELINE, throughput" "$(ratio "$pl_d_m" "$pl_r_m")" "$(ratio "$
 row2 "pipeline $PIPELINE, Redis CPU per request / host's" "$(ratio "$plc_r_m" "$plc_d_m")" "$(ratio "$plc_r_m" "$plc_1_m")"
 row2 "1 conn ping-pong p50 latency, host / Redis" "$(ratio "$lat_d_m" "$lat_r_m")" "$(ratio "$lat_1_m" "$lat_r_m")"
 row2 "RSS with $IDLE_CONNS idle conns, host / Redis" "$(ratio "$rss_h" "$rss_r")" "n/a"
+row2 "PSS with $IDLE_CONNS idle conns, host / Redis" "$(ratio "$pss_h" "$pss_r")" "n/a"
 if ((fanout_ready)); then
     row2 "fan-out to $FANOUT_SUBS, lines delivered per second" "$(ratio "$fo_d_m" "$fo_r_m")" "$(ratio "$fo_1_m" "$fo_r_m")"
     row2 "fan-out, Redis CPU per delivered line / host's" "$(ratio "$foc_r_m" "$foc_d_m")" "$(ratio "$foc_r_m" "$foc_1_m")"
 fi
-echo "(throughput and CPU ratios above 1 favour the host; latency and RSS ratios below 1 do)"
+echo "(throughput and CPU ratios above 1 favour the host; latency, RSS and PSS ratios below 1 do)"
 echo
 if ((hooks_ready)); then
     printf '| %-44s | %14s | %14s | %9s |\n' "metric (host default config)" "$HOOKS hooks" "1 hook" "$HOOKS/1"

@@ -192,8 +192,8 @@ pub struct IdleArgs {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration::parse)]
     pub settle: Duration,
 
-    /// Server process whose VmRSS to report, summed with that of its
-    /// descendants (Linux /proc).
+    /// Server process whose VmRSS and PSS to report, each summed with that
+    /// of its descendants (Linux /proc).
     #[arg(long, value_name = "PID")]
     pub rss_pid: Option<u32>,
 

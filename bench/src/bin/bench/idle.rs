@@ -22,6 +22,7 @@ pub async fn run(args: &IdleArgs) -> anyhow::Result<IdleReport> {
         connections: args.connections,
         rss_pid: args.rss_pid,
         rss_before_kib: args.rss_pid.and_then(rss::rss_kib),
+        pss_before_kib: args.rss_pid.and_then(rss::pss_kib),
         ..IdleReport::default()
     };
     if args.rss_pid.is_some() && report.rss_before_kib.is_none() {
@@ -59,12 +60,9 @@ pub async fn run(args: &IdleArgs) -> anyhow::Result<IdleReport> {
     let held_from = Instant::now();
     tokio::time::sleep(args.settle).await;
     report.rss_kib = args.rss_pid.and_then(rss::rss_kib);
-    if let (Some(before), Some(after)) = (report.rss_before_kib, report.rss_kib)
-        && report.opened > 0
-    {
-        report.bytes_per_conn =
-            Some((after as f64 - before as f64) * 1024.0 / report.opened as f64);
-    }
+    report.pss_kib = args.rss_pid.and_then(rss::pss_kib);
+    report.bytes_per_conn = per_conn(report.rss_before_kib, report.rss_kib, report.opened);
+    report.pss_bytes_per_conn = per_conn(report.pss_before_kib, report.pss_kib, report.opened);
     if let Some(rest) = args.hold.checked_sub(held_from.elapsed()) {
         tokio::time::sleep(rest).await;
     }
@@ -79,4 +77,10 @@ pub async fn run(args: &IdleArgs) -> anyhow::Result<IdleReport> {
         }
     }
     Ok(report)
+}
+
+/// Growth from `before` to `after` (KiB) in bytes per opened connection.
+fn per_conn(before: Option<u64>, after: Option<u64>, opened: usize) -> Option<f64> {
+    let (before, after) = (before?, after?);
+    (opened > 0).then(|| (after as f64 - before as f64) * 1024.0 / opened as f64)
 }

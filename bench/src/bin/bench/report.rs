@@ -191,10 +191,20 @@ pub struct IdleReport {
     pub closed_by_server: usize,
     pub open_s: f64,
     pub rss_pid: Option<u32>,
+    /// Resident set sizes summed over `rss_pid` and its descendants, which
+    /// count a page shared by several of them once in each.
     pub rss_before_kib: Option<u64>,
     pub rss_kib: Option<u64>,
     /// Growth of the server's RSS per opened connection.
     pub bytes_per_conn: Option<f64>,
+    /// Proportional set sizes summed over the same processes, read at the
+    /// same moments: a page shared by k processes counts 1/k in each, so
+    /// this is what the tree costs the machine. `None` where
+    /// `/proc/<pid>/smaps_rollup` cannot be read.
+    pub pss_before_kib: Option<u64>,
+    pub pss_kib: Option<u64>,
+    /// Growth of the server's PSS per opened connection.
+    pub pss_bytes_per_conn: Option<f64>,
     pub first_error: Option<String>,
 }
 
@@ -222,8 +232,20 @@ impl IdleReport {
                 "server rss    {rss} KiB with connections open (pid {pid} and its descendants, {before} KiB before)"
             )?;
         }
+        if let (Some(pid), Some(pss)) = (self.rss_pid, self.pss_kib) {
+            let before = self
+                .pss_before_kib
+                .map_or_else(|| "?".to_owned(), |k| k.to_string());
+            writeln!(
+                out,
+                "server pss    {pss} KiB with connections open (pid {pid} and its descendants, {before} KiB before)"
+            )?;
+        }
         if let Some(b) = self.bytes_per_conn {
-            writeln!(out, "per conn      {b:.0} bytes")?;
+            let pss = self
+                .pss_bytes_per_conn
+                .map_or_else(String::new, |p| format!(" of RSS, {p:.0} bytes of PSS"));
+            writeln!(out, "per conn      {b:.0} bytes{pss}")?;
         }
         if let Some(e) = &self.first_error {
             writeln!(out, "first error   {e}")?;

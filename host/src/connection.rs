@@ -25,6 +25,7 @@ use crate::admin_commands::{self, Access};
 use crate::blocking_call;
 use crate::dispatch::Dispatcher;
 use crate::framing::Frame;
+use crate::idle_sweep::SWEEP_EVERY;
 use crate::inbox::{Inbox, Registered};
 use crate::outgoing::frame_reply;
 use crate::reply::Reply;
@@ -37,7 +38,7 @@ const FLUSH_AT: usize = 64 * 1024;
 /// Free space kept in the input buffer before each read.
 const READ_CHUNK: usize = 4 * 1024;
 /// A reply buffer larger than this (after `INFO`, a burst of pushes) is
-/// not kept while the connection waits.
+/// not kept while the connection waits, busy or not.
 const OUT_KEPT: usize = 1024;
 /// After the host ends a connection: how long, and how much, it still reads
 /// and drops while the client learns that it is closed.
@@ -190,14 +191,7 @@ impl Connection {
                 break end;
             }
             self.flush().await?;
-            // A waiting connection holds no input buffer, nor a large
-            // reply buffer: memory per waiting client stays small.
-            if self.input.is_empty() && self.input.capacity() > 0 {
-                self.input = BytesMut::new();
-            }
-            if self.session.out.capacity() > OUT_KEPT {
-                self.session.out = RString::new();
-            }
+            self.keep_or_free_buffers();
             if let Some(end) = self.wait(&inbox).await? {
                 break end;
             }
@@ -272,10 +266,30 @@ impl Connection {
         }
     }
 
+    /// Keeps the buffers for the next request while the client is busy,
+    /// and lets them go once it has been quiet for a whole tick of the idle
+    /// sweep (which nudges it then): memory per waiting client stays small,
+    /// and a busy one does not allocate its buffers anew for each request.
+    fn keep_or_free_buffers(&mut self) {
+        if self.session.out.capacity() > OUT_KEPT {
+            self.session.out = RString::new();
+        }
+        let quiet = self.registered.quiet();
+        if quiet && self.input.is_empty() && self.input.capacity() > 0 {
+            self.input = BytesMut::new();
+        }
+        if quiet && self.session.out.is_empty() && self.session.out.capacity() > 0 {
+            self.session.out = RString::new();
+        }
+        let holds = self.input.capacity() > 0 || self.session.out.capacity() > 0;
+        self.registered.holds_buffers(holds);
+    }
+
     /// Whether the connection has gone without a complete line for longer
     /// than the idle limit.
     fn idle_expired(&self) -> bool {
-        (self.shared.limits.idle_timeout).is_some_and(|limit| self.registered.idle_for() >= limit)
+        (self.shared.limits.idle_timeout)
+            .is_some_and(|limit| self.registered.idle_past(SWEEP_EVERY, limit))
     }
 
     /// Takes in what arrived in the inbox: pushed lines go out after the

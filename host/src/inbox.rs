@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use std::task::{Context, Poll};
 
@@ -37,9 +37,12 @@ pub struct Inbox {
     news: AtomicBool,
     /// Set when a pending reply of this connection may be ready.
     woken: AtomicBool,
-    /// When the connection last received a complete line, in milliseconds
-    /// since the registry's epoch: what the idle sweep reads.
+    /// The idle sweep's tick in which the connection last received a
+    /// complete line.
     last_line: AtomicU64,
+    /// The connection keeps buffers between requests: the sweep nudges it
+    /// to let them go once it has been quiet for a while.
+    holds_buffers: AtomicBool,
 }
 
 #[derive(Default)]
@@ -70,6 +73,7 @@ impl Inbox {
             news: AtomicBool::new(false),
             woken: AtomicBool::new(false),
             last_line: AtomicU64::new(now),
+            holds_buffers: AtomicBool::new(false),
         }
     }
 
@@ -172,8 +176,11 @@ pub struct Registry {
     shards: Box<[Shard]>,
     /// How many bytes of pushed lines one connection may have waiting.
     limit: usize,
-    /// The zero of the inboxes' `last_line` times.
-    epoch: Instant,
+    /// The idle sweep's count of its passes: the clock of the inboxes'
+    /// `last_line`. Counted rather than read from the system clock, so
+    /// that a line costs no clock read, and a sweep that runs late makes
+    /// connections close late, never early.
+    tick: AtomicU64,
 }
 
 impl Registry {
@@ -181,12 +188,12 @@ impl Registry {
         Arc::new(Registry {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             limit,
-            epoch: Instant::now(),
+            tick: AtomicU64::new(0),
         })
     }
 
-    fn millis(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    fn tick(&self) -> u64 {
+        self.tick.load(Ordering::Relaxed)
     }
 
     fn shard(&self, id: u64) -> MutexGuard<'_, HashMap<u64, Arc<Inbox>>> {
@@ -200,7 +207,7 @@ impl Registry {
     /// Opens connection `id`'s inbox; it is closed when the returned
     /// guard is dropped, however the connection ends.
     pub fn open(self: &Arc<Self>, id: u64) -> Registered {
-        let inbox = Arc::new(Inbox::new(self.limit, self.millis()));
+        let inbox = Arc::new(Inbox::new(self.limit, self.tick()));
         if let Entry::Vacant(slot) = self.shard(id).entry(id) {
             slot.insert(Arc::clone(&inbox));
         }
@@ -228,15 +235,20 @@ impl Registry {
         queued
     }
 
-    /// Nudges every connection that has had no complete line for `limit`,
-    /// so that it closes itself: one sweep over all connections stands in
-    /// for a timer in each, which would cost every connection its memory
-    /// and every request a timer update.
-    pub fn nudge_idle(&self, limit: Duration) {
-        let limit = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
-        let now = self.millis();
+    /// Counts one pass of the idle sweep, made at least `every` after the
+    /// last, and nudges every connection whose last complete line came
+    /// `limit` or longer ago, so that it closes itself, and every quiet
+    /// one that still holds buffers, so that it lets them go. One sweep
+    /// over all connections stands in for timers in each, which would cost
+    /// every connection its memory and every request a timer update.
+    pub fn sweep(&self, every: Duration, limit: Option<Duration>) {
+        let now = self.tick.fetch_add(1, Ordering::Relaxed) + 1;
+        let limit = limit.map_or(u64::MAX, |limit| idle_ticks(every, limit));
         self.each(|inbox| {
-            if now.saturating_sub(inbox.last_line.load(Ordering::Relaxed)) >= limit {
+            let since = now.saturating_sub(inbox.last_line.load(Ordering::Relaxed));
+            if since > limit
+                || (since >= QUIET_TICKS && inbox.holds_buffers.load(Ordering::Relaxed))
+            {
                 inbox.nudge();
             }
         });
@@ -265,18 +277,97 @@ pub struct Registered {
 impl Registered {
     /// Notes that a complete line arrived: the idle time starts again.
     pub fn line_seen(&self) {
-        (self.inbox.last_line).store(self.registry.millis(), Ordering::Relaxed);
+        (self.inbox.last_line).store(self.registry.tick(), Ordering::Relaxed);
     }
 
-    /// How long since the last complete line (or the connection's start).
-    pub fn idle_for(&self) -> Duration {
+    /// Whether the connection has had no complete line for a whole tick of
+    /// the sweep: it then keeps no buffers.
+    pub fn quiet(&self) -> bool {
         let last = self.inbox.last_line.load(Ordering::Relaxed);
-        Duration::from_millis(self.registry.millis().saturating_sub(last))
+        self.registry.tick().saturating_sub(last) >= QUIET_TICKS
     }
+
+    /// Says whether the connection keeps buffers while it waits.
+    pub fn holds_buffers(&self, holds: bool) {
+        let flag = &self.inbox.holds_buffers;
+        if flag.load(Ordering::Relaxed) != holds {
+            flag.store(holds, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the connection has gone `limit` without a complete line,
+    /// as the idle sweep (passing every `every`) counts it: more than
+    /// `limit / every` whole passes since the pass of its last line.
+    pub fn idle_past(&self, every: Duration, limit: Duration) -> bool {
+        let last = self.inbox.last_line.load(Ordering::Relaxed);
+        self.registry.tick().saturating_sub(last) > idle_ticks(every, limit)
+    }
+}
+
+/// Ticks without a line after which a connection counts as quiet: at
+/// least one whole tick.
+const QUIET_TICKS: u64 = 2;
+
+/// Passes of a sweep made every `every` that make up `limit`, rounded up.
+fn idle_ticks(every: Duration, limit: Duration) -> u64 {
+    let every = every.as_nanos().max(1);
+    u64::try_from(limit.as_nanos().div_ceil(every)).unwrap_or(u64::MAX)
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
         self.registry.shard(self.id).remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_is_idle_once_its_limit_in_whole_ticks_has_passed() {
+        let registry = Registry::new(1024);
+        let conn = registry.open(1);
+        let (every, limit) = (Duration::from_millis(250), Duration::from_secs(1));
+        // The first tick may come right after the line: four more make a
+        // second.
+        for _ in 0..4 {
+            registry.sweep(every, Some(limit));
+            assert!(!conn.idle_past(every, limit));
+            assert!(!conn.inbox.has_news(), "nudged before its time");
+        }
+        registry.sweep(every, Some(limit));
+        assert!(conn.idle_past(every, limit));
+        assert!(conn.inbox.has_news(), "the sweep nudges an idle connection");
+        conn.line_seen();
+        assert!(
+            !conn.idle_past(every, limit),
+            "a line starts the time again"
+        );
+    }
+}
+
+#[cfg(test)]
+mod quiet_tests {
+    use super::*;
+
+    #[test]
+    fn a_quiet_connection_holding_buffers_is_nudged_once_a_tick_has_passed() {
+        let registry = Registry::new(1024);
+        let conn = registry.open(1);
+        let every = Duration::from_millis(250);
+        conn.holds_buffers(true);
+        registry.sweep(every, None);
+        assert!(!conn.quiet());
+        assert!(!conn.inbox.has_news(), "nudged within its first tick");
+        registry.sweep(every, None);
+        assert!(conn.quiet());
+        assert!(conn.inbox.has_news(), "a quiet holder is nudged");
+
+        let mut out = abi_stable::std_types::RString::new();
+        conn.inbox.take_pushed(&mut out);
+        conn.holds_buffers(false);
+        registry.sweep(every, None);
+        assert!(!conn.inbox.has_news(), "one holding nothing is left alone");
     }
 }

@@ -35,8 +35,6 @@ use crate::transport::Transport;
 
 /// Write replies out once this much is waiting, even mid-batch.
 const FLUSH_AT: usize = 64 * 1024;
-/// Free space kept in the input buffer before each read.
-const READ_CHUNK: usize = 4 * 1024;
 /// A reply buffer larger than this (after `INFO`, a burst of pushes) is
 /// not kept while the connection waits, busy or not.
 const OUT_KEPT: usize = 1024;
@@ -253,7 +251,7 @@ impl Connection {
         // ready, and the others are then not polled at all.
         tokio::select! {
             biased;
-            read = poll_fn(|cx| self.stream.poll_read_into(cx, &mut self.input, READ_CHUNK)), if reading => {
+            read = poll_fn(|cx| self.stream.poll_read_into(cx, &mut self.input)), if reading => {
                 match read {
                     Ok(0) => Ok(Some(End::ClientClosed)),
                     Ok(_) => Ok(None),

@@ -17,6 +17,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_util::either::Either;
 
+/// Free space kept in the input buffer before each read.
+const READ_CHUNK: usize = 4 * 1024;
+
 pub enum Transport {
     Plain(TcpStream),
     /// Boxed: the session's buffers would make every connection's future
@@ -47,17 +50,16 @@ impl Transport {
         &mut self,
         cx: &mut Context<'_>,
         input: &mut BytesMut,
-        chunk: usize,
     ) -> Poll<io::Result<usize>> {
         match self {
             // `poll_read_ready` uses the socket's single reader slot rather
             // than a list of waiters.
             Transport::Plain(stream) => {
                 ready!(stream.poll_read_ready(cx))?;
-                Poll::Ready(read_plain(stream, input, chunk))
+                Poll::Ready(read_plain(stream, input))
             }
             Transport::Tls(stream) => {
-                input.reserve(chunk);
+                input.reserve(READ_CHUNK);
                 let read = ready!(tokio_util::io::poll_read_buf(
                     Pin::new(stream.as_mut()),
                     cx,
@@ -96,8 +98,35 @@ impl Transport {
     }
 }
 
-/// Reads what the socket holds into `input`, which is only allocated now
-/// that there is something to read.
+/// Reads what the socket holds into `input`.
+///
+/// A connection without a buffer (it has been quiet) reads into the stack
+/// first, and allocates its buffer only if something came: a wake-up with
+/// nothing to read, or a client that only closes, allocates nothing, so
+/// that idle connections never hold a buffer even for a moment.
+fn read_plain(stream: &TcpStream, input: &mut BytesMut) -> io::Result<usize> {
+    if input.capacity() > 0 {
+        input.reserve(READ_CHUNK);
+        let room = input.capacity() - input.len();
+        return read_draining(stream, room, |s| {
+            let n = s.try_read_buf(input)?;
+            Ok((n, input.last().copied()))
+        });
+    }
+    let mut scratch = [0u8; READ_CHUNK];
+    let n = read_draining(stream, READ_CHUNK, |s| {
+        let n = s.try_read(&mut scratch)?;
+        Ok((n, n.checked_sub(1).map(|last| scratch[last])))
+    })?;
+    if n > 0 {
+        input.reserve(READ_CHUNK);
+        input.extend_from_slice(&scratch[..n]);
+    }
+    Ok(n)
+}
+
+/// Makes one read with `read` (which returns the bytes read and the last
+/// of them) into `room` bytes of space.
 ///
 /// A read that returns less than it had room for, ending in a line ending,
 /// has drained the socket, so readiness is cleared right away: otherwise
@@ -107,14 +136,16 @@ impl Transport {
 /// that stops mid-line is not trusted: TCP stops a read at an urgent mark
 /// (telnet's Synch) with more data queued behind it, and no new wake-up
 /// would come for that data.
-fn read_plain(stream: &TcpStream, input: &mut BytesMut, chunk: usize) -> io::Result<usize> {
-    input.reserve(chunk);
-    let room = input.capacity() - input.len();
+fn read_draining(
+    stream: &TcpStream,
+    room: usize,
+    mut read: impl FnMut(&TcpStream) -> io::Result<(usize, Option<u8>)>,
+) -> io::Result<usize> {
     let mut got = None;
     let result = stream.try_io(Interest::READABLE, || {
-        let n = stream.try_read_buf(input)?;
+        let (n, last) = read(stream)?;
         got = Some(n);
-        if n > 0 && n < room && input.last() == Some(&b'\n') {
+        if n > 0 && n < room && last == Some(b'\n') {
             Err(io::ErrorKind::WouldBlock.into())
         } else {
             Ok(())

@@ -205,6 +205,10 @@ impl Session {
     /// Runs `line` through the table from `target` on, until a hook
     /// answers it or must run elsewhere.
     pub fn dispatch(&mut self, mut target: Target, line: BytesMut) -> Action {
+        // Checked once here, whichever hooks the line then goes through.
+        let Ok(text) = std::str::from_utf8(&line) else {
+            return self.reply(Reply::InvalidUtf8);
+        };
         loop {
             let route = match target {
                 Target::Hook(route) => route,
@@ -228,9 +232,6 @@ impl Session {
                     line,
                 };
             }
-            let Ok(text) = std::str::from_utf8(&line) else {
-                return self.reply(Reply::InvalidUtf8);
-            };
             let start = self.out.len();
             let result = {
                 // No clock is read: the watchdog sees a call that stalls

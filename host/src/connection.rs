@@ -35,9 +35,6 @@ use crate::transport::Transport;
 
 /// Write replies out once this much is waiting, even mid-batch.
 const FLUSH_AT: usize = 64 * 1024;
-/// A reply buffer larger than this (after `INFO`, a burst of pushes) is
-/// not kept while the connection waits, busy or not.
-const OUT_KEPT: usize = 1024;
 /// After the host ends a connection: how long, and how much, it still reads
 /// and drops while the client learns that it is closed.
 const LINGER_TIME: Duration = Duration::from_millis(500);
@@ -269,15 +266,13 @@ impl Connection {
     /// sweep (which nudges it then): memory per waiting client stays small,
     /// and a busy one does not allocate its buffers anew for each request.
     fn keep_or_free_buffers(&mut self) {
-        if self.session.out.capacity() > OUT_KEPT {
-            self.session.out = RString::new();
-        }
-        let quiet = self.registered.quiet();
-        if quiet && self.input.is_empty() && self.input.capacity() > 0 {
-            self.input = BytesMut::new();
-        }
-        if quiet && self.session.out.is_empty() && self.session.out.capacity() > 0 {
-            self.session.out = RString::new();
+        if self.registered.quiet() {
+            if self.input.is_empty() && self.input.capacity() > 0 {
+                self.input = BytesMut::new();
+            }
+            if self.session.out.is_empty() && self.session.out.capacity() > 0 {
+                self.session.out = RString::new();
+            }
         }
         let holds = self.input.capacity() > 0 || self.session.out.capacity() > 0;
         self.registered.holds_buffers(holds);

@@ -23,7 +23,8 @@ use futures_util::task::AtomicWaker;
 /// contend on one shard's lock only when their ids fall together.
 const SHARDS: usize = 64;
 
-/// One connection's queue of pushed lines.
+/// One connection's queue of pushed lines, and what brings the connection
+/// back from a wait: its waker and the flags it looks at then.
 pub struct Inbox {
     queue: Mutex<Queue>,
     /// The connection's task, woken on a push, on a pending reply's news,

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::{AsyncRead, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_util::either::Either;
@@ -59,12 +59,25 @@ impl Transport {
                 Poll::Ready(read_plain(stream, input))
             }
             Transport::Tls(stream) => {
-                input.reserve(READ_CHUNK);
-                let read = ready!(tokio_util::io::poll_read_buf(
-                    Pin::new(stream.as_mut()),
-                    cx,
-                    input
-                ));
+                let read = if input.capacity() > 0 {
+                    input.reserve(READ_CHUNK);
+                    ready!(tokio_util::io::poll_read_buf(
+                        Pin::new(stream.as_mut()),
+                        cx,
+                        input
+                    ))
+                } else {
+                    // As for plain TCP: a waiting connection holds no buffer.
+                    let mut scratch = [0u8; READ_CHUNK];
+                    let mut buf = ReadBuf::new(&mut scratch);
+                    ready!(Pin::new(stream.as_mut()).poll_read(cx, &mut buf)).map(|()| {
+                        if !buf.filled().is_empty() {
+                            input.reserve(READ_CHUNK);
+                            input.extend_from_slice(buf.filled());
+                        }
+                        buf.filled().len()
+                    })
+                };
                 Poll::Ready(read.map_err(|e| {
                     // rustls's own text for this carries a link to its manual.
                     if e.kind() == io::ErrorKind::UnexpectedEof {

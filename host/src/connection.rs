@@ -336,9 +336,11 @@ impl Connection {
                 // Answer a last line sent without a line ending, for
                 // clients that half-close after writing.
                 if let Some(frame) = self.session.decoder.finish(&mut self.input) {
-                    if let slow @ (Answer::Admin(_) | Answer::Blocking { .. }) = self.answer(frame)
-                    {
-                        Box::pin(self.answer_slow(slow)).await;
+                    match self.answer(frame) {
+                        Answer::Done(_) => {}
+                        slow => {
+                            Box::pin(self.answer_slow(slow)).await;
+                        }
                     }
                     self.count_requests();
                 }

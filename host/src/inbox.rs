@@ -119,8 +119,9 @@ impl Inbox {
         self.waker.wake();
     }
 
-    /// Wakes the connection with nothing new for it: it then looks at its
-    /// idle time and at whether the host is stopping.
+    /// Wakes the connection with nothing queued for it (busy or waiting,
+    /// it sees the news flag): it then looks at its idle time, its buffers
+    /// and whether the host is stopping.
     fn nudge(&self) {
         self.tell();
     }
@@ -284,8 +285,7 @@ impl Registered {
     /// Whether the connection has had no complete line for a whole tick of
     /// the sweep: it then keeps no buffers.
     pub fn quiet(&self) -> bool {
-        let last = self.inbox.last_line.load(Ordering::Relaxed);
-        self.registry.tick().saturating_sub(last) >= QUIET_TICKS
+        self.ticks_since_line() >= QUIET_TICKS
     }
 
     /// Says whether the connection keeps buffers while it waits.
@@ -300,8 +300,12 @@ impl Registered {
     /// as the idle sweep (passing every `every`) counts it: more than
     /// `limit / every` whole passes since the pass of its last line.
     pub fn idle_past(&self, every: Duration, limit: Duration) -> bool {
+        self.ticks_since_line() > idle_ticks(every, limit)
+    }
+
+    fn ticks_since_line(&self) -> u64 {
         let last = self.inbox.last_line.load(Ordering::Relaxed);
-        self.registry.tick().saturating_sub(last) > idle_ticks(every, limit)
+        self.registry.tick().saturating_sub(last)
     }
 }
 
@@ -325,50 +329,50 @@ impl Drop for Registered {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_connection_is_idle_once_its_limit_in_whole_ticks_has_passed() {
+    const EVERY: Duration = Duration::from_millis(250);
+
+    fn one_connection() -> (Arc<Registry>, Registered) {
         let registry = Registry::new(1024);
         let conn = registry.open(1);
-        let (every, limit) = (Duration::from_millis(250), Duration::from_secs(1));
+        (registry, conn)
+    }
+
+    #[test]
+    fn a_connection_is_idle_once_its_limit_in_whole_ticks_has_passed() {
+        let (registry, conn) = one_connection();
+        let limit = Duration::from_secs(1);
         // The first tick may come right after the line: four more make a
         // second.
         for _ in 0..4 {
-            registry.sweep(every, Some(limit));
-            assert!(!conn.idle_past(every, limit));
+            registry.sweep(EVERY, Some(limit));
+            assert!(!conn.idle_past(EVERY, limit));
             assert!(!conn.inbox.has_news(), "nudged before its time");
         }
-        registry.sweep(every, Some(limit));
-        assert!(conn.idle_past(every, limit));
+        registry.sweep(EVERY, Some(limit));
+        assert!(conn.idle_past(EVERY, limit));
         assert!(conn.inbox.has_news(), "the sweep nudges an idle connection");
         conn.line_seen();
         assert!(
-            !conn.idle_past(every, limit),
+            !conn.idle_past(EVERY, limit),
             "a line starts the time again"
         );
     }
-}
-
-#[cfg(test)]
-mod quiet_tests {
-    use super::*;
 
     #[test]
     fn a_quiet_connection_holding_buffers_is_nudged_once_a_tick_has_passed() {
-        let registry = Registry::new(1024);
-        let conn = registry.open(1);
-        let every = Duration::from_millis(250);
+        let (registry, conn) = one_connection();
         conn.holds_buffers(true);
-        registry.sweep(every, None);
+        registry.sweep(EVERY, None);
         assert!(!conn.quiet());
         assert!(!conn.inbox.has_news(), "nudged within its first tick");
-        registry.sweep(every, None);
+        registry.sweep(EVERY, None);
         assert!(conn.quiet());
         assert!(conn.inbox.has_news(), "a quiet holder is nudged");
 
         let mut out = abi_stable::std_types::RString::new();
         conn.inbox.take_pushed(&mut out);
         conn.holds_buffers(false);
-        registry.sweep(every, None);
+        registry.sweep(EVERY, None);
         assert!(!conn.inbox.has_news(), "one holding nothing is left alone");
     }
 }

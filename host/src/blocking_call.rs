@@ -8,13 +8,18 @@
 //! abandoned threads are counted and bounded per plugin, like each
 //! plugin's calls: a plugin whose calls hang makes only itself unavailable.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
 use abi_stable::std_types::RString;
 use bytes::BytesMut;
-use plugin_api::abi::StatePtr;
+use plugin_api::abi::{Outcome, StatePtr};
+use tokio::task::{JoinError, JoinHandle};
+use tokio::time::Sleep;
 use tracing::{error, warn};
 
 use crate::call_slots;
@@ -23,26 +28,50 @@ use crate::reply::Reply;
 use crate::session::{Action, ClientInfo, Session};
 use crate::stats::HookStats;
 
-/// Runs `route` of `dispatcher` on `line` on a blocking thread and writes
-/// its reply, or the host's reply in its place, to `session`.
-pub async fn call(
+/// What a call's thread hands back: the reply lines, the result, and how
+/// long the call took.
+type Ran = (
+    RString,
+    std::thread::Result<Result<Outcome, CallError>>,
+    Duration,
+);
+
+/// A call running on a blocking thread, which its connection waits for.
+///
+/// The connection keeps it, and polls it from its wait, rather than
+/// awaiting it inside its task: waiting connections can then move to
+/// another serving thread ([`crate::handover`]) with their call in flight.
+pub struct InFlight {
+    dispatcher: Arc<Dispatcher>,
+    route: usize,
+    line: BytesMut,
+    client: ClientInfo,
+    handback: Arc<Handback>,
+    /// Until the call has been answered for.
+    handle: Option<JoinHandle<Ran>>,
+    deadline: Pin<Box<Sleep>>,
+}
+
+/// Starts `route` of `dispatcher` on `line` on a blocking thread; or, if
+/// its plugin has too many calls running or hung, answers at once.
+pub fn start(
     session: &mut Session,
     dispatcher: Arc<Dispatcher>,
     route: usize,
     line: BytesMut,
     max_abandoned: usize,
-) -> Action {
+) -> Result<Box<InFlight>, Action> {
     let plugin_index = dispatcher.route(route).plugin;
     let plugin = &dispatcher.plugins()[plugin_index];
     if plugin.abandoned.load(Ordering::Acquire) >= max_abandoned {
-        return session.reply(Reply::PluginUnavailable {
+        return Err(session.reply(Reply::PluginUnavailable {
             plugin: &plugin.name,
-        });
+        }));
     }
     let Some(permit) = plugin.calls.try_take() else {
-        return session.reply(Reply::PluginBusy {
+        return Err(session.reply(Reply::PluginBusy {
             plugin: &plugin.name,
-        });
+        }));
     };
     let limit = plugin.limits.timeout;
     let client = session.client.clone();
@@ -51,7 +80,7 @@ pub async fn call(
     let on_thread = Arc::clone(&dispatcher);
     let thread_handback = Arc::clone(&handback);
     let thread_line = line.clone();
-    let mut handle = tokio::task::spawn_blocking(move || {
+    let handle = tokio::task::spawn_blocking(move || {
         // Held until the call is over, timed out or not: a plugin's
         // abandoned calls still count against its bound.
         let _permit = permit;
@@ -73,50 +102,103 @@ pub async fn call(
         thread_handback.give(state, &on_thread, plugin_index, &client);
         (out, result, started.elapsed())
     });
-    match tokio::time::timeout(limit, &mut handle).await {
-        Ok(Ok((out, Ok(result), took))) => {
-            dispatcher.route(route).placement.ran_blocking(took);
-            dispatcher.stats(route).latency.record(took);
-            if let Some(state) = handback.take() {
-                session.states.give_back(plugin_index, state);
-            }
-            let start = session.out.len();
-            session.out.push_str(&out);
-            session.after_blocking(route, line, start, result)
+    Ok(Box::new(InFlight {
+        dispatcher,
+        route,
+        line,
+        client: session.client.clone(),
+        handback,
+        handle: Some(handle),
+        deadline: Box::pin(tokio::time::sleep(limit)),
+    }))
+}
+
+impl InFlight {
+    /// Ready once the call has ended or run past its plugin's time limit,
+    /// with its reply, or the host's in its place, written to `session`.
+    pub fn poll_finish(&mut self, cx: &mut Context<'_>, session: &mut Session) -> Poll<Action> {
+        let Some(handle) = &mut self.handle else {
+            return Poll::Ready(Action::Continue);
+        };
+        if let Poll::Ready(ran) = Pin::new(handle).poll(cx) {
+            self.handle = None;
+            return Poll::Ready(self.finished(session, ran));
         }
-        Ok(Ok((_, Err(_), _))) | Ok(Err(_)) => {
+        ready!(self.deadline.as_mut().poll(cx));
+        Poll::Ready(self.timed_out(session))
+    }
+
+    /// Takes the call's timer to the calling thread's runtime: the
+    /// connection moved there.
+    pub fn move_here(&mut self) {
+        self.deadline = Box::pin(tokio::time::sleep_until(self.deadline.deadline()));
+    }
+
+    fn finished(&mut self, session: &mut Session, ran: Result<Ran, JoinError>) -> Action {
+        let (dispatcher, route) = (&self.dispatcher, self.route);
+        let Ok((out, Ok(result), took)) = ran else {
             error!(
                 connection = session.client.id,
                 "internal error around a hook call"
             );
-            session.reply(Reply::InternalError)
+            return session.reply(Reply::InternalError);
+        };
+        dispatcher.route(route).placement.ran_blocking(took);
+        dispatcher.stats(route).latency.record(took);
+        if let Some(state) = self.handback.take() {
+            session
+                .states
+                .give_back(dispatcher.route(route).plugin, state);
         }
-        Err(_) => {
-            // A hook that ran this long is never trusted with a serving
-            // thread, whatever it did before.
-            dispatcher.route(route).placement.demote();
-            HookStats::bump(&dispatcher.stats(route).timeouts);
-            match handback.take() {
-                // The call ended as the limit passed: its state is back.
-                Some(state) => session.states.give_back(plugin_index, state),
-                None => handback.abandon(),
-            }
-            let (name, hook) = dispatcher.names(route);
-            let abandoned = Arc::clone(&plugin.abandoned);
-            let now = abandoned.fetch_add(1, Ordering::AcqRel) + 1;
-            warn!(
-                connection = session.client.id,
-                plugin = %name,
-                hook = %hook,
-                limit_secs = limit.as_secs(),
-                abandoned = now,
-                "hook call timed out; its thread is left to finish"
-            );
+        let start = session.out.len();
+        session.out.push_str(&out);
+        let line = std::mem::take(&mut self.line);
+        session.after_blocking(route, line, start, result)
+    }
+
+    fn timed_out(&mut self, session: &mut Session) -> Action {
+        let (dispatcher, route) = (&self.dispatcher, self.route);
+        let plugin_index = dispatcher.route(route).plugin;
+        let plugin = &dispatcher.plugins()[plugin_index];
+        // A hook that ran this long is never trusted with a serving
+        // thread, whatever it did before.
+        dispatcher.route(route).placement.demote();
+        HookStats::bump(&dispatcher.stats(route).timeouts);
+        // The call may have ended as the limit passed: its state is back.
+        if let Some(state) = self.handback.take_or_abandon() {
+            session.states.give_back(plugin_index, state);
+        }
+        let (name, hook) = dispatcher.names(route);
+        let abandoned = Arc::clone(&plugin.abandoned);
+        let now = abandoned.fetch_add(1, Ordering::AcqRel) + 1;
+        warn!(
+            connection = session.client.id,
+            plugin = %name,
+            hook = %hook,
+            limit_secs = plugin.limits.timeout.as_secs(),
+            abandoned = now,
+            "hook call timed out; its thread is left to finish"
+        );
+        // The thread counts as abandoned until it ends.
+        if let Some(handle) = self.handle.take() {
             tokio::spawn(async move {
                 let _ = handle.await;
                 abandoned.fetch_sub(1, Ordering::AcqRel);
             });
-            session.reply(Reply::PluginTimedOut { plugin: name })
+        }
+        session.reply(Reply::PluginTimedOut { plugin: name })
+    }
+}
+
+impl Drop for InFlight {
+    /// A connection that ends with a call in flight leaves its state in
+    /// the plugin to the plugin's `disconnect`, now or when the call ends.
+    fn drop(&mut self) {
+        if self.handle.is_some()
+            && let Some(state) = self.handback.take_or_abandon()
+        {
+            let plugin = self.dispatcher.route(self.route).plugin;
+            (self.dispatcher.plugins()[plugin].object).disconnect(&self.client.ffi(), state);
         }
     }
 }
@@ -167,8 +249,16 @@ impl Handback {
         }
     }
 
-    /// The connection stops waiting: the state goes to the plugin.
-    fn abandon(&self) {
-        *self.slot() = Slot::Abandoned;
+    /// The state, if the call has ended; else the connection stops
+    /// waiting for it, and the state goes to the plugin when it ends.
+    fn take_or_abandon(&self) -> Option<StatePtr> {
+        let mut slot = self.slot();
+        match std::mem::replace(&mut *slot, Slot::Abandoned) {
+            Slot::Returned(state) => {
+                *slot = Slot::Waiting;
+                Some(state)
+            }
+            _ => None,
+        }
     }
 }

@@ -178,15 +178,20 @@ impl Drop for Claim {
     }
 }
 
+/// The calling thread's Linux thread id, as `/proc` and the watchdog
+/// name it.
+pub fn thread_id() -> u32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    u32::try_from(tid).unwrap_or(0)
+}
+
 /// A slot for this thread: one given back, else a new one.
 fn claim() -> Option<&'static Slot> {
     let given_back = FREE.lock().unwrap_or_else(|e| e.into_inner()).pop();
     let index = given_back.unwrap_or_else(|| NEXT.fetch_add(1, Ordering::Relaxed));
     let slot = all().get(index)?;
-    // SAFETY: gettid has no preconditions and cannot fail.
-    let tid = unsafe { libc::gettid() };
-    slot.thread
-        .store(u32::try_from(tid).unwrap_or(0), Ordering::Relaxed);
+    slot.thread.store(thread_id(), Ordering::Relaxed);
     // Without a destructor at hand (the thread is ending), keep the slot.
     let _ = CLAIM.try_with(|c| c.set(Some(Claim(index))));
     Some(slot)

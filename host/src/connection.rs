@@ -7,23 +7,24 @@
 //! client that does not read its replies stops being read from instead of
 //! making the host buffer without bound.
 
-use std::future::poll_fn;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use abi_stable::std_types::RString;
 use abi_stable::std_types::{RNone, RSome};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
 use tokio_util::codec::Decoder;
 use tracing::{info, warn};
 
 use crate::admin_commands::{self, Access};
-use crate::blocking_call;
-use crate::dispatch::Dispatcher;
+use crate::blocking_call::{self, InFlight};
 use crate::framing::Frame;
 use crate::idle_sweep::SWEEP_EVERY;
 use crate::inbox::{Inbox, Registered};
@@ -74,6 +75,17 @@ pub struct Connection {
     /// A reply a hook promised: nothing else is answered until it comes.
     /// Boxed: few connections have one.
     pending: Option<Box<Pending>>,
+    /// A call on a blocking thread: nothing else is answered until it ends.
+    blocking: Option<Box<InFlight>>,
+    /// Held while the connection is open, whichever thread serves it.
+    _open: Open,
+}
+
+/// What an open connection holds of the host: its place under the
+/// connection limit, and its count in the figures.
+struct Open {
+    _permit: OwnedSemaphorePermit,
+    _counted: Counted,
 }
 
 /// A promised reply and the time limit on it.
@@ -84,26 +96,25 @@ struct Pending {
 
 /// How far a request got without waiting.
 enum Answer {
-    /// Answered; true if the connection must close.
+    /// Answered, or its call is in flight; true if the connection must
+    /// close.
     Done(bool),
     /// An admin command, which may wait for the supervisor.
     Admin(Frame),
-    /// A hook to call on a blocking thread.
-    Blocking {
-        dispatcher: Arc<Dispatcher>,
-        route: usize,
-        line: BytesMut,
-    },
 }
 
 impl Connection {
     /// `tls_subject`: of the client's certificate, on a TLS connection
     /// that presented one; plugins learn it with the peer when it connects.
+    /// `thread`: the serving thread that accepted it; `permit`: its place
+    /// under the connection limit.
     pub fn new(
         stream: impl Into<Transport>,
         peer: Arc<str>,
         tls_subject: Option<Arc<str>>,
         shared: Arc<Shared>,
+        thread: usize,
+        permit: OwnedSemaphorePermit,
     ) -> Connection {
         let id = shared.next_connection_id();
         let admin = Access::new(&peer);
@@ -112,9 +123,13 @@ impl Connection {
             peer,
             tls_subject,
         };
-        let registered = shared.registry.open(id);
+        let registered = shared.registry.open(id, thread);
         let session = Session::new(shared.limits.max_line_length, client, &shared.dispatch);
         Connection {
+            _open: Open {
+                _permit: permit,
+                _counted: Counted::new(&shared),
+            },
             admin,
             uncounted: 0,
             stream: stream.into(),
@@ -123,6 +138,7 @@ impl Connection {
             session,
             registered,
             pending: None,
+            blocking: None,
         }
     }
 
@@ -135,23 +151,36 @@ impl Connection {
         self.session.client.tls_subject.as_ref()
     }
 
-    /// Serves the connection until it ends, or the host stops between two
-    /// batches of requests, and logs how it ended.
+    /// Greets, then serves the connection until it ends, or the host stops
+    /// between two batches of requests, and logs how it ended; or until
+    /// another serving thread takes it over ([`crate::handover`]).
     ///
     /// The connection is boxed: a future owning it by value would hold it
-    /// twice (the argument and the moved local), in every connection's task.
-    pub async fn run(mut self: Box<Self>) {
-        let _counted = Counted::new(&self.shared);
-        let served = self.serve().await;
+    /// in every connection's task, and it moves between the task and its
+    /// berth at every wait.
+    pub async fn run(self: Box<Self>) {
+        self.serve_to_the_end(true).await;
+    }
+
+    /// Goes on serving a connection taken over from another serving thread.
+    pub async fn resume(self: Box<Self>) {
+        self.serve_to_the_end(false).await;
+    }
+
+    async fn serve_to_the_end(self: Box<Self>, greet: bool) {
+        let Some((conn, served)) = self.serve(greet).await else {
+            return;
+        };
         // In a block of its own: what is dropped here is not kept in this
         // future while it lingers.
-        let mut stream = {
+        let (mut stream, open) = {
             let Connection {
                 stream,
                 session,
                 registered,
+                _open,
                 ..
-            } = *self;
+            } = *conn;
             let ClientInfo { id, peer, .. } = &session.client;
             match &served {
                 Ok(end) => info!(connection = id, %peer, ?end, "disconnected"),
@@ -161,45 +190,73 @@ impl Connection {
             // plugin hears that it closed.
             drop(registered);
             drop(session);
-            stream
+            (stream, _open)
         };
         if matches!(served, Ok(end) if end != End::ClientClosed) {
             // Boxed, as the slow write in `flush`.
             Box::pin(linger(&mut stream.as_stream())).await;
         }
+        // Counted as open, and under the limit, until the socket is closed.
+        drop(stream);
+        drop(open);
     }
 
-    /// Greets, then answers batches of lines until something ends the
-    /// connection. Every way out is found in [`Connection::answer_batch`]
-    /// or [`Connection::wait`] and said in [`Connection::finish`].
+    /// Greets (a new connection), then answers batches of lines until
+    /// something ends the connection. Every way out is found in
+    /// [`Connection::answer_batch`] or [`Connection::poll_wait`] and said
+    /// in [`Connection::finish`]. `None` if another thread took the
+    /// connection over while it waited.
     ///
     /// This future is most of an idle connection's memory: what it holds
     /// across its waits is kept small, and the rare slow paths are boxed.
-    async fn serve(&mut self) -> io::Result<End> {
-        Reply::Greeting.write_to(&mut self.session.out);
-        self.flush().await?;
-        // A client that never sends a request holds no reply buffer.
-        self.session.out = RString::new();
+    async fn serve(mut self: Box<Self>, greet: bool) -> Option<(Box<Self>, io::Result<End>)> {
+        if greet {
+            Reply::Greeting.write_to(&mut self.session.out);
+            if let Err(e) = self.flush().await {
+                return Some((self, Err(e)));
+            }
+            // A client that never sends a request holds no reply buffer.
+            self.session.out = RString::new();
+        }
         let inbox = Arc::clone(&self.registered.inbox);
         let end = loop {
-            if let Some(end) = self.answer_batch().await? {
-                break end;
+            match self.answer_and_flush().await {
+                Ok(None) => {}
+                Ok(Some(end)) => break end,
+                Err(e) => return Some((self, Err(e))),
             }
-            self.flush().await?;
-            self.keep_or_free_buffers();
-            if let Some(end) = self.wait(&inbox).await? {
-                break end;
+            let waited = inbox
+                .berth
+                .rest(self, |conn, cx| conn.poll_wait(cx, &inbox))
+                .await;
+            let (conn, waited) = waited?;
+            self = conn;
+            match waited {
+                Ok(None) => {}
+                Ok(Some(end)) => break end,
+                Err(e) => return Some((self, Err(e))),
             }
         };
-        self.finish(end).await?;
-        Ok(end)
+        let finished = self.finish(end).await;
+        Some((self, finished.map(|()| end)))
+    }
+
+    /// Answers what has come, writes the replies, and keeps or frees the
+    /// buffers for the wait that follows.
+    async fn answer_and_flush(&mut self) -> io::Result<Option<End>> {
+        if let Some(end) = self.answer_batch().await? {
+            return Ok(Some(end));
+        }
+        self.flush().await?;
+        self.keep_or_free_buffers();
+        Ok(None)
     }
 
     /// Answers every complete line received so far; `Some(End::Closed)` if
     /// one of them closes the connection.
     async fn answer_batch(&mut self) -> io::Result<Option<End>> {
         let mut answered = false;
-        while self.pending.is_none() {
+        while self.pending.is_none() && self.blocking.is_none() {
             let Some(frame) = self.session.decoder.decode(&mut self.input)? else {
                 break;
             };
@@ -227,38 +284,61 @@ impl Connection {
         Ok(None)
     }
 
-    /// Waits until more input has been read, or for what ends the
+    /// Ready once more input has been read, or with what ends the
     /// connection.
-    async fn wait(&mut self, inbox: &Inbox) -> io::Result<Option<End>> {
-        // Looked at before every wait rather than raced with it: the idle
-        // sweep and a stopping host nudge the inbox, which brings the
-        // connection back here, and a client that keeps sending (even one
-        // endless line) comes back here after every read.
+    fn poll_wait(&mut self, cx: &mut Context<'_>, inbox: &Inbox) -> Poll<io::Result<Option<End>>> {
+        // A request in flight is finished first, even by a stopping host.
+        if self.blocking.is_some() {
+            let close = ready!(self.poll_blocking(cx));
+            return Poll::Ready(Ok(close.then_some(End::Closed)));
+        }
+        // Looked at on every poll rather than waited for: the idle sweep
+        // and a stopping host nudge the inbox, which brings the connection
+        // back here, and a client that keeps sending (even one endless
+        // line) comes back here after every read.
         if self.shared.is_stopping() {
-            return Ok(Some(End::Shutdown));
+            return Poll::Ready(Ok(Some(End::Shutdown)));
         }
         if inbox.has_news() {
-            return Ok(self.take_news(inbox));
+            return Poll::Ready(Ok(self.take_news(inbox)));
         }
-        if self.pending.is_none() && self.idle_expired() {
-            return Ok(Some(End::Idle));
-        }
-        let reading = self.pending.is_none();
-        // Readability first: on the hot path it is the branch that is
-        // ready, and the others are then not polled at all.
-        tokio::select! {
-            biased;
-            read = poll_fn(|cx| self.stream.poll_read_into(cx, &mut self.input)), if reading => {
-                match read {
+        if self.pending.is_none() {
+            if self.idle_expired() {
+                return Poll::Ready(Ok(Some(End::Idle)));
+            }
+            // Readability first: on the hot path it is what is ready, and
+            // the rest is then not looked at.
+            if let Poll::Ready(read) = self.stream.poll_read_into(cx, &mut self.input) {
+                return Poll::Ready(match read {
                     Ok(0) => Ok(Some(End::ClientClosed)),
                     Ok(_) => Ok(None),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
                     Err(e) => Err(e),
-                }
+                });
             }
-            () = poll_fn(|cx| inbox.poll_arrived(cx)) => Ok(self.take_news(inbox)),
-            () = pending_deadline(&mut self.pending) => Ok(self.pending_timed_out()),
         }
+        if inbox.poll_arrived(cx).is_ready() {
+            return Poll::Ready(Ok(self.take_news(inbox)));
+        }
+        if let Some(pending) = &mut self.pending
+            && pending.deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Ok(self.pending_timed_out()));
+        }
+        Poll::Pending
+    }
+
+    /// Moves the connection, taken over from another serving thread, to
+    /// the runtime of the calling one: its socket and its timer.
+    pub fn move_here(&mut self) -> io::Result<()> {
+        self.stream.move_here()?;
+        if let Some(call) = &mut self.blocking {
+            call.move_here();
+        }
+        if let Some(pending) = &mut self.pending {
+            pending.deadline = Box::pin(tokio::time::sleep_until(pending.deadline.deadline()));
+        }
+        Ok(())
     }
 
     /// Keeps the buffers for the next request while the client is busy,
@@ -336,12 +416,10 @@ impl Connection {
                 // Answer a last line sent without a line ending, for
                 // clients that half-close after writing.
                 if let Some(frame) = self.session.decoder.finish(&mut self.input) {
-                    match self.answer(frame) {
-                        Answer::Done(_) => {}
-                        slow => {
-                            Box::pin(self.answer_slow(slow)).await;
-                        }
+                    if let slow @ Answer::Admin(_) = self.answer(frame) {
+                        Box::pin(self.answer_slow(slow)).await;
                     }
+                    std::future::poll_fn(|cx| self.poll_blocking(cx)).await;
                     self.count_requests();
                 }
             }
@@ -375,64 +453,54 @@ impl Connection {
             return Answer::Admin(frame);
         }
         let action = self.session.respond(frame, &self.shared.dispatch);
-        self.act(action)
+        Answer::Done(self.act(action))
     }
 
     /// Finishes what [`Connection::answer`] could not; true if the
     /// connection must close.
-    async fn answer_slow(&mut self, mut next: Answer) -> bool {
-        loop {
-            next = match next {
-                Answer::Done(close) => return close,
-                Answer::Admin(frame) => {
-                    if let Frame::Line(line) = &frame
-                        && admin_commands::answer(
-                            line,
-                            &mut self.admin,
-                            &self.shared,
-                            &mut self.session.out,
-                        )
-                        .await
-                    {
-                        Answer::Done(false)
-                    } else {
-                        let action = self.session.respond(frame, &self.shared.dispatch);
-                        self.act(action)
-                    }
-                }
-                // A hook on a blocking thread may decline the line, and the
-                // next hook may run on a blocking thread too.
-                Answer::Blocking {
-                    dispatcher,
-                    route,
-                    line,
-                } => {
-                    let action = blocking_call::call(
-                        &mut self.session,
-                        dispatcher,
-                        route,
-                        line,
-                        self.shared.limits.max_abandoned_calls,
-                    )
-                    .await;
-                    self.act(action)
-                }
-            }
+    async fn answer_slow(&mut self, answer: Answer) -> bool {
+        let frame = match answer {
+            Answer::Done(close) => return close,
+            Answer::Admin(frame) => frame,
+        };
+        if let Frame::Line(line) = &frame
+            && admin_commands::answer(line, &mut self.admin, &self.shared, &mut self.session.out)
+                .await
+        {
+            return false;
         }
+        let action = self.session.respond(frame, &self.shared.dispatch);
+        self.act(action)
     }
 
-    /// Carries out what dispatching a request asked of the connection.
-    fn act(&mut self, action: Action) -> Answer {
+    /// Ready once no call on a blocking thread is in flight: a hook on a
+    /// blocking thread may decline the line, and the next hook may run on
+    /// a blocking thread too. True if the connection must close.
+    fn poll_blocking(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        while let Some(call) = &mut self.blocking {
+            let action = ready!(call.poll_finish(cx, &mut self.session));
+            self.blocking = None;
+            if self.act(action) {
+                return Poll::Ready(true);
+            }
+        }
+        Poll::Ready(false)
+    }
+
+    /// Carries out what dispatching a request asked of the connection;
+    /// true if the connection must close. A call on a blocking thread is
+    /// started, and waited for between batches ([`Connection::poll_blocking`]).
+    fn act(&mut self, action: Action) -> bool {
         match action {
-            Action::Continue => Answer::Done(false),
-            Action::Close => Answer::Done(true),
+            Action::Continue => false,
+            Action::Close => true,
             Action::Info => {
                 self.count_requests();
                 let admin = self.admin.granted(&self.shared);
                 let start = self.session.out.len();
                 crate::info::render(&self.shared, admin, &mut self.session.out);
                 frame_reply(&mut self.session.out, start);
-                Answer::Done(false)
+                false
             }
             Action::Help { topic } => {
                 let admin = self.admin.granted(&self.shared);
@@ -446,17 +514,28 @@ impl Connection {
                 let start = self.session.out.len();
                 crate::help::render(&table, topic.as_deref(), admin, auth, &mut self.session.out);
                 frame_reply(&mut self.session.out, start);
-                Answer::Done(false)
+                false
             }
             Action::Blocking {
                 dispatcher,
                 route,
                 line,
-            } => Answer::Blocking {
-                dispatcher,
-                route,
-                line,
-            },
+            } => {
+                let max_abandoned = self.shared.limits.max_abandoned_calls;
+                match blocking_call::start(
+                    &mut self.session,
+                    dispatcher,
+                    route,
+                    line,
+                    max_abandoned,
+                ) {
+                    Ok(call) => {
+                        self.blocking = Some(call);
+                        false
+                    }
+                    Err(action) => self.act(action),
+                }
+            }
             Action::Pending(call) => {
                 let limit = call.dispatcher.plugins()[call.dispatcher.route(call.route).plugin]
                     .limits
@@ -465,7 +544,7 @@ impl Connection {
                     call,
                     deadline: Box::pin(tokio::time::sleep(limit)),
                 }));
-                Answer::Done(false)
+                false
             }
         }
     }
@@ -582,13 +661,5 @@ pub async fn linger(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
 async fn overflowed(inbox: &Inbox) {
     while !inbox.overflowed() {
         tokio::time::sleep(OVERFLOW_CHECK).await;
-    }
-}
-
-/// Completes when the pending reply's time is up; never without one.
-async fn pending_deadline(pending: &mut Option<Box<Pending>>) {
-    match pending {
-        Some(pending) => pending.deadline.as_mut().await,
-        None => std::future::pending().await,
     }
 }

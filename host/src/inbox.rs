@@ -19,6 +19,8 @@ use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 
+use crate::handover::Berth;
+
 /// Shards of the registry: pushes from many threads to many connections
 /// contend on one shard's lock only when their ids fall together.
 const SHARDS: usize = 64;
@@ -44,6 +46,10 @@ pub struct Inbox {
     /// The connection keeps buffers between requests: the sweep nudges it
     /// to let them go once it has been quiet for a while.
     holds_buffers: AtomicBool,
+    /// Where the connection rests while it waits for input. Here, so that
+    /// one allocation per connection serves both, and the registry, which
+    /// lists every connection, finds the resting ones of a thread.
+    pub berth: Berth,
 }
 
 #[derive(Default)]
@@ -64,7 +70,7 @@ pub enum Queued {
 }
 
 impl Inbox {
-    fn new(limit: usize, now: u64) -> Inbox {
+    fn new(limit: usize, now: u64, thread: usize) -> Inbox {
         Inbox {
             queue: Mutex::new(Queue {
                 limit,
@@ -75,6 +81,7 @@ impl Inbox {
             woken: AtomicBool::new(false),
             last_line: AtomicU64::new(now),
             holds_buffers: AtomicBool::new(false),
+            berth: Berth::new(thread),
         }
     }
 
@@ -206,10 +213,11 @@ impl Registry {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Opens connection `id`'s inbox; it is closed when the returned
-    /// guard is dropped, however the connection ends.
-    pub fn open(self: &Arc<Self>, id: u64) -> Registered {
-        let inbox = Arc::new(Inbox::new(self.limit, self.tick()));
+    /// Opens the inbox of connection `id`, served by serving thread
+    /// `thread`; it is closed when the returned guard is dropped, however
+    /// the connection ends.
+    pub fn open(self: &Arc<Self>, id: u64, thread: usize) -> Registered {
+        let inbox = Arc::new(Inbox::new(self.limit, self.tick(), thread));
         if let Entry::Vacant(slot) = self.shard(id).entry(id) {
             slot.insert(Arc::clone(&inbox));
         }
@@ -261,7 +269,8 @@ impl Registry {
         self.each(Inbox::nudge);
     }
 
-    fn each(&self, mut f: impl FnMut(&Inbox)) {
+    /// Calls `f` with every open connection's inbox, under its shard's lock.
+    pub fn each(&self, mut f: impl FnMut(&Inbox)) {
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
             shard.values().for_each(|inbox| f(inbox));
@@ -333,7 +342,7 @@ mod tests {
 
     fn one_connection() -> (Arc<Registry>, Registered) {
         let registry = Registry::new(1024);
-        let conn = registry.open(1);
+        let conn = registry.open(1, 0);
         (registry, conn)
     }
 

@@ -17,6 +17,7 @@ pub mod control;
 pub mod crash_mark;
 pub mod dispatch;
 pub mod framing;
+pub mod handover;
 pub mod help;
 pub mod host_services;
 pub mod idle_sweep;

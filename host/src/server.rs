@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use crate::connection::{Connection, linger};
+use crate::handover;
 use crate::proxy_header::{self, HEADER_TIMEOUT};
 use crate::reply::Reply;
 use crate::shared::Shared;
@@ -124,34 +125,17 @@ pub async fn run(
     let (spread, gate) = tokio::sync::watch::channel(false);
     let mut others = Vec::new();
     for index in 1..threads.max(1) {
-        let listener = listener.try_clone()?;
-        let serving = serving.clone();
-        let gate = gate.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("serve-{index}"))
-            .spawn(move || -> io::Result<()> {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .max_blocking_threads(settings.blocking_threads)
-                    .build()?;
-                runtime.block_on(async move {
-                    let listener = listener.into_tokio()?;
-                    serving
-                        .serve_until_stopped(listener, index, Some(gate))
-                        .await;
-                    io::Result::Ok(())
-                })?;
-                // Blocking hooks still running hold up nothing past here.
-                runtime.shutdown_background();
-                Ok(())
-            })?;
+        let thread = serving.spawn_thread(index, listener.try_clone()?, Some(gate.clone()))?;
         others.push(thread);
+    }
+    if threads <= 1 {
+        // A spare: it accepts only while a hook holds the one serving
+        // thread, and takes over the connections waiting there.
+        others.push(serving.spawn_thread(1, listener.try_clone()?, Some(gate.clone()))?);
     }
     let listener = listener.into_tokio()?;
     let stopper = serving.clone();
-    if threads > 1 {
-        Spread::start(spread)?;
-    }
+    Spread::start(spread, threads > 1)?;
     tokio::select! {
         () = serving.serve_until_stopped(listener, 0, None) => {}
         () = async {
@@ -172,6 +156,33 @@ pub async fn run(
 }
 
 impl Serving {
+    /// Starts serving thread number `index`, with a runtime of its own.
+    fn spawn_thread(
+        &self,
+        index: usize,
+        listener: Listeners,
+        gate: Option<Gate>,
+    ) -> io::Result<std::thread::JoinHandle<io::Result<()>>> {
+        let serving = self.clone();
+        let blocking_threads = self.settings.blocking_threads;
+        std::thread::Builder::new()
+            .name(format!("serve-{index}"))
+            .spawn(move || -> io::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .max_blocking_threads(blocking_threads)
+                    .build()?;
+                runtime.block_on(async move {
+                    let listener = listener.into_tokio()?;
+                    serving.serve_until_stopped(listener, index, gate).await;
+                    io::Result::Ok(())
+                })?;
+                // Blocking hooks still running hold up nothing past here.
+                runtime.shutdown_background();
+                Ok(())
+            })
+    }
+
     /// Tells every thread to stop accepting and every connection to end.
     fn stop(&self) {
         self.shared.begin_stopping();
@@ -189,6 +200,7 @@ impl Serving {
         thread: usize,
         gate: Option<Gate>,
     ) {
+        let moves = self.shared.threads.enter(thread);
         let tls = async {
             match &listener.tls {
                 Some((l, tls)) => accept_loop(l, self, thread, gate.clone(), Some(tls)).await,
@@ -204,6 +216,7 @@ impl Serving {
         tokio::select! {
             () = plain => {}
             () = tls => {}
+            () = self.take_over(thread, moves) => {}
             () = self.shutdown.cancelled() => {}
         }
         drop(listener);
@@ -215,6 +228,24 @@ impl Serving {
             warn!(
                 remaining = self.tracker.len(),
                 "connections still open after {:?}; closing them", self.settings.shutdown_timeout
+            );
+        }
+    }
+}
+
+impl Serving {
+    /// Takes over, for serving thread `thread`, the waiting connections of
+    /// each held serving thread named on `moves` ([`crate::handover`]).
+    async fn take_over(&self, thread: usize, mut moves: mpsc::UnboundedReceiver<usize>) {
+        while let Some(from) = moves.recv().await {
+            let moved = handover::take_over(&self.shared.registry, from, thread, |conn| {
+                self.tracker.spawn(conn.resume());
+            });
+            warn!(
+                from,
+                to = thread,
+                moved,
+                "a hook holds serving thread {from}: its waiting connections move to thread {thread}"
             );
         }
     }
@@ -235,6 +266,9 @@ struct Spread {
     /// Counted up by the first thread every [`Spread::BEAT`]: a count that
     /// stands still means the thread is held, whatever its CPU use.
     beats: Arc<AtomicU64>,
+    /// Whether a busy first thread opens the gate; else only a held one
+    /// does (the other thread is a spare: `worker_threads = 1`).
+    when_busy: bool,
 }
 
 impl Spread {
@@ -248,12 +282,12 @@ impl Spread {
     const CLOSE: f64 = 0.40;
 
     /// Starts watching the calling thread, the first serving thread.
-    fn start(open: tokio::sync::watch::Sender<bool>) -> io::Result<()> {
+    fn start(open: tokio::sync::watch::Sender<bool>, when_busy: bool) -> io::Result<()> {
         let mut clock: libc::clockid_t = 0;
         // SAFETY: writes the clock id of this thread into `clock`.
         if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } != 0 {
             // Without the first thread's clock, every thread accepts.
-            open.send_replace(true);
+            open.send_replace(when_busy);
             return Ok(());
         }
         let beats = Arc::new(AtomicU64::new(0));
@@ -266,7 +300,12 @@ impl Spread {
                 beating.fetch_add(1, Ordering::Relaxed);
             }
         });
-        let spread = Spread { open, clock, beats };
+        let spread = Spread {
+            open,
+            clock,
+            beats,
+            when_busy,
+        };
         std::thread::Builder::new()
             .name("spread".into())
             .spawn(move || spread.watch())
@@ -294,10 +333,12 @@ impl Spread {
             let stuck = now.2 == last.2;
             last = now;
             let open = *self.open.borrow();
-            if !open && (busy > Self::OPEN || stuck) {
+            let busy_opens = self.when_busy && busy > Self::OPEN;
+            let busy_keeps = self.when_busy && busy >= Self::CLOSE;
+            if !open && (busy_opens || stuck) {
                 debug!(busy, stuck, "first thread busy: all threads accept");
                 self.open.send_replace(true);
-            } else if open && busy < Self::CLOSE && !stuck {
+            } else if open && !busy_keeps && !stuck {
                 debug!(busy, "first thread idle enough: it alone accepts");
                 self.open.send_replace(false);
             }
@@ -386,13 +427,15 @@ async fn accept_loop(
         };
         let mode = settings.proxy_protocol;
         if mode.is_none() && tls.is_none() {
-            let connection = Box::new(Connection::new(
+            let connection = Connection::new(
                 stream,
                 peer.to_string().into(),
                 None,
                 Arc::clone(shared),
-            ));
-            tracker.spawn(serve(connection, peer, None, thread, permit));
+                thread,
+                permit,
+            );
+            tracker.spawn(serve(Box::new(connection), peer, None, thread));
             continue;
         }
         let shared = Arc::clone(shared);
@@ -416,21 +459,25 @@ async fn accept_loop(
             // A balancer passing TLS through sends its header first, in
             // the clear; the handshake follows it.
             let connection = match &tls {
-                None => Box::new(Connection::new(
+                None => Connection::new(
                     stream,
                     client.to_string().into(),
                     None,
                     shared,
-                )),
+                    thread,
+                    permit,
+                ),
                 // Boxed: the handshake's state is large, and would otherwise
                 // stay part of the task for the connection's whole life.
                 Some(tls) => match Box::pin(tls.handshake(stream)).await {
-                    Ok((stream, subject)) => Box::new(Connection::new(
+                    Ok((stream, subject)) => Connection::new(
                         stream,
                         client.to_string().into(),
                         subject,
                         shared,
-                    )),
+                        thread,
+                        permit,
+                    ),
                     Err(e) => {
                         let proxy = proxy.map(tracing::field::display);
                         warn!(peer = %client, proxy, "closing TLS connection: {e}");
@@ -438,7 +485,7 @@ async fn accept_loop(
                     }
                 },
             };
-            serve(connection, client, proxy, thread, permit).await;
+            serve(Box::new(connection), client, proxy, thread).await;
         });
     }
 }
@@ -446,23 +493,19 @@ async fn accept_loop(
 /// Runs an accepted connection to its end (which it logs), logging its
 /// start at once; `proxy` is the load balancer it came through.
 ///
-/// Not an `async fn`: only what the end needs is held across the await,
-/// once, since this future is part of every open connection's memory.
+/// Not an `async fn`: nothing but the connection is held across the await,
+/// since this future is part of every open connection's memory.
 fn serve(
     connection: Box<Connection>,
     peer: SocketAddr,
     proxy: Option<SocketAddr>,
     thread: usize,
-    permit: OwnedSemaphorePermit,
 ) -> impl Future<Output = ()> {
     let id = connection.id();
     let proxy = proxy.map(tracing::field::display);
     let subject = connection.tls_subject().map(tracing::field::display);
     info!(connection = id, %peer, proxy, subject, thread, "connected");
-    async move {
-        connection.run().await;
-        drop(permit);
-    }
+    connection.run()
 }
 
 /// Tells a client over the connection limit why it is being closed.

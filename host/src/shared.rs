@@ -11,6 +11,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use crate::admin::Admin;
 
 use crate::dispatch::Dispatcher;
+use crate::handover::Threads;
 use crate::inbox::Registry;
 use crate::stats::ServerStats;
 
@@ -28,6 +29,9 @@ pub struct Shared {
     pub admin: ArcSwapOption<Admin>,
     /// The config file, which `RELOAD` names to the supervisor.
     pub config_file: PathBuf,
+    /// The serving threads, for the watchdog to move connections off one
+    /// that a hook holds.
+    pub threads: Threads,
     next_connection_id: AtomicU64,
     /// Set when the host starts stopping; read by busy connections, for
     /// which checking a flag per batch is cheaper than polling a future.
@@ -59,6 +63,7 @@ impl Shared {
             stats: ServerStats::new(),
             admin: ArcSwapOption::from_pointee(admin),
             config_file,
+            threads: Threads::default(),
             next_connection_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
         })

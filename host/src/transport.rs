@@ -8,6 +8,7 @@
 //! `tokio-rustls` and flushes what the session holds after each batch.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -172,6 +173,22 @@ fn read_draining(
 }
 
 impl Transport {
+    /// Registers the socket with the calling thread's runtime instead of
+    /// the one it was registered with, which may be held by a hook: a
+    /// duplicate of the descriptor is registered here, then the first one
+    /// is dropped, and with it its registration there. A TLS session keeps
+    /// its state; only the socket under it changes.
+    pub fn move_here(&mut self) -> io::Result<()> {
+        let socket = match self {
+            Transport::Plain(stream) => stream,
+            Transport::Tls(stream) => stream.get_mut().0,
+        };
+        let duplicate = std::net::TcpStream::from(socket.as_fd().try_clone_to_owned()?);
+        let here = TcpStream::from_std(duplicate)?;
+        drop(std::mem::replace(socket, here));
+        Ok(())
+    }
+
     /// The connection as a plain byte stream, for the few callers that
     /// want one (lingering after the end); the hot paths above do not go
     /// through it.

@@ -1,8 +1,9 @@
 //! A thread that watches the hook calls in progress, from outside the
 //! threads that make them: it sends a hook whose inline call stalls its
-//! thread to blocking threads, and says which calls run long while they
-//! run, so that a stalled hook is named in the log before it returns, or
-//! if it never does.
+//! thread to blocking threads, has the connections waiting on that thread
+//! moved to another ([`crate::handover`]), and says which calls run long
+//! while they run, so that a stalled hook is named in the log before it
+//! returns, or if it never does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -117,6 +118,9 @@ fn watch(shared: &Shared) {
                 && holds_its_thread(call.thread, entry.cpu_at, now)
             {
                 entry.demoted = true;
+                // The call goes on holding its thread: the connections
+                // waiting on that thread move to another.
+                shared.threads.rescue(call.thread);
                 let dispatcher = shared.dispatch.load();
                 if call.route < dispatcher.route_count()
                     && dispatcher.route(call.route).placement.demote()

@@ -200,10 +200,18 @@ fn a_spinning_hook_holds_up_no_other_connection() {
 }
 
 #[test]
-fn a_fast_hook_that_starts_stalling_is_moved_off_the_serving_threads() {
+fn a_fast_hook_that_starts_stalling_holds_up_no_other_connection() {
+    for keys in ["worker_threads = 1", ""] {
+        a_fast_hook_that_starts_stalling(keys);
+    }
+}
+
+/// A hook that has earned its place on the serving threads, then stalls:
+/// the waiting connections of its thread move to another, and the hook to
+/// blocking threads.
+fn a_fast_hook_that_starts_stalling(keys: &str) {
     let runtime = tempfile::tempdir().unwrap();
-    // One serving thread: every bystander shares the stalled call's thread.
-    let host = crashkit_host(runtime.path(), "worker_threads = 1", "");
+    let host = crashkit_host(runtime.path(), keys, "");
     let addr = host.addr();
     let (mut stuck, _) = Conn::open(addr);
     // Fast calls earn the hook a place on the serving threads...
@@ -212,22 +220,37 @@ fn a_fast_hook_that_starts_stalling_is_moved_off_the_serving_threads() {
     for _ in 0..fast {
         assert_eq!(stuck.line(), "MSG stalled 0");
     }
-    // ...until one call stalls: that one holds its thread (the bystanders
-    // on it wait), and demotes the hook for good.
-    let (_, mut first) = with_bystanders(addr, || {
-        assert_eq!(stuck.ask("STALL 1500"), "MSG stalled 1500");
+    // ...until one call stalls: it holds its thread, whose other
+    // connections (every bystander: they share the first thread) move,
+    // and another thread accepts new ones meanwhile.
+    let what = format!("first STALL 1500 after {fast} fast calls ({keys:?})");
+    let (newcomer, first) = with_bystanders(addr, || {
+        let sent = Instant::now();
+        stuck.send("STALL 1500");
+        std::thread::sleep(Duration::from_millis(300));
+        let (mut c, greeting) = Conn::open(addr);
+        assert_eq!(greeting, GREETING);
+        assert_eq!(c.ask("HELLO"), HELLO_REPLY);
+        let newcomer = sent.elapsed();
+        assert_eq!(stuck.line(), "MSG stalled 1500");
+        newcomer
     });
     let line = wait_for_log(&host, &["hook stalled its thread", "crashkit", "STALL"]);
     assert!(line.contains("WARN"), "{line}");
-    let (p50, max) = p50_max(&mut first);
+    let moved = wait_for_log(&host, &["its waiting connections move to thread"]);
     println!(
-        "first stall after {fast} fast calls: logged {line:?}; bystanders p50 {p50:?}, max {max:?}"
+        "{what}: logged {line:?} and {moved:?}; a new connection served {newcomer:?} after it"
+    );
+    assert_bystanders_served(&what, first);
+    assert!(
+        newcomer < Duration::from_millis(1500),
+        "{what}: a new connection was served {newcomer:?} after the call, not during it"
     );
     // From then on it stalls nobody but its own caller.
     let (_, samples) = with_bystanders(addr, || {
         assert_eq!(stuck.ask("STALL 3000"), "MSG stalled 3000");
     });
-    assert_bystanders_served("STALL 3000 after demotion", samples);
+    assert_bystanders_served(&format!("STALL 3000 after demotion ({keys:?})"), samples);
 }
 
 #[test]

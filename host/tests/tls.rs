@@ -311,3 +311,43 @@ fn the_tls_listener_outlives_a_crashed_serving_process() {
     assert_served(&host, &pki, None);
     assert_ne!(host.serving_pid(), first);
 }
+
+#[test]
+fn a_tls_connection_moves_off_a_thread_a_hook_holds_and_is_served_on() {
+    let pki = Pki::new();
+    // One serving thread: the TLS connection shares it with the stalled
+    // call, and moves to the spare thread.
+    let host = HostStart::new()
+        .config(format!(
+            "server_name = \"tlstest\"\nworker_threads = 1\n{}{}{}",
+            plugin_entry("hello"),
+            plugin_entry("crashkit"),
+            pki.tls_table("")
+        ))
+        .spawn();
+    let mut tls = TlsConn::connect(host.tls_addr(), &pki.ca_cert(), None).expect("handshake");
+    assert_eq!(tls.line().expect("greeting"), "MSG Welcome aboard !");
+    assert_eq!(tls.ask("HELLO").expect("reply"), "MSG Hello from tlstest");
+    // Fast calls earn STALL its place inline; then one stalls.
+    let (mut stuck, _) = Conn::open(host.addr());
+    let fast = 300;
+    stuck.send_raw("STALL 0\n".repeat(fast).as_bytes());
+    for _ in 0..fast {
+        assert_eq!(stuck.line(), "MSG stalled 0");
+    }
+    let sent = Instant::now();
+    stuck.send("STALL 3000");
+    wait_for_log(&host, "its waiting connections move to thread 1");
+    // The session goes on over the moved socket, during the stall.
+    for _ in 0..3 {
+        assert_eq!(tls.ask("HELLO").expect("reply"), "MSG Hello from tlstest");
+    }
+    let served = sent.elapsed();
+    assert!(
+        served < Duration::from_millis(2000),
+        "the TLS client was served {served:?} after the stall began, not during it"
+    );
+    assert_eq!(stuck.line(), "MSG stalled 3000");
+    assert_eq!(tls.ask("HELLO").expect("reply"), "MSG Hello from tlstest");
+    println!("TLS connection served {served:?} after the stall began");
+}

@@ -13,18 +13,18 @@
 use std::sync::{Arc, LazyLock};
 
 use abi_stable::std_types::RStr;
-use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use host::dispatch::Dispatcher;
 use host::plugins::LoadedPlugin;
 use host::session::{Action, Session};
+use host::table_in_force::TableInForce;
 use libfuzzer_sys::fuzz_target;
 use plugin_api::abi::HostInfo;
 use tokio_util::codec::Decoder;
 
 const MAX_LINE: usize = 64;
 
-static DISPATCH: LazyLock<ArcSwap<Dispatcher>> = LazyLock::new(|| {
+static DISPATCH: LazyLock<TableInForce> = LazyLock::new(|| {
     let info = HostInfo {
         server_name: RStr::from_str("fuzz"),
         host_version: RStr::from_str("0"),
@@ -34,7 +34,7 @@ static DISPATCH: LazyLock<ArcSwap<Dispatcher>> = LazyLock::new(|| {
         .expect("testkit starts");
     let plugin = LoadedPlugin::new("testkit".into(), "0".into(), "in-process".into(), object)
         .expect("testkit's patterns compile");
-    ArcSwap::from_pointee(Dispatcher::new(vec![plugin]).expect("dispatch table"))
+    TableInForce::new(Dispatcher::new(vec![plugin]).expect("dispatch table"))
 });
 
 fn answer(session: &mut Session, frame: host::framing::Frame) -> bool {

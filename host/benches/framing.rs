@@ -5,11 +5,11 @@ mod common;
 
 use std::hint::black_box;
 
-use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use host::framing::LineDecoder;
 use host::session::Session;
+use host::table_in_force::TableInForce;
 use tokio_util::codec::Decoder;
 
 fn framing(c: &mut Criterion) {
@@ -30,7 +30,7 @@ fn framing(c: &mut Criterion) {
     });
 
     let (table, _runtime) = common::hello_library();
-    let dispatch = ArcSwap::from_pointee(table);
+    let dispatch = TableInForce::new(table);
     let hellos: Vec<u8> = "HELLO\n".repeat(64).into_bytes();
     group.bench_function("answer-64-hellos", |b| {
         let mut session = Session::new(8192, common::client(), &dispatch);

@@ -43,6 +43,7 @@ pub mod shared;
 pub mod shutdown;
 pub mod stats;
 pub mod supervisor;
+pub mod table_in_force;
 pub mod tls;
 pub mod tls_files;
 pub mod transport;

@@ -18,6 +18,7 @@ use crate::outgoing::frame_reply;
 use crate::plugin_states::PluginStates;
 use crate::reply::Reply;
 use crate::stats;
+use crate::table_in_force::TableInForce;
 
 /// Panics are logged at most once a second: a client that keeps
 /// triggering one must not be able to flood the log.
@@ -134,28 +135,28 @@ pub struct Session {
     pub client: ClientInfo,
     /// The connection's state in each plugin of the table it uses.
     pub states: PluginStates,
+    /// The version of that table, as [`TableInForce`] counts them.
+    version: u64,
 }
 
 impl Session {
     /// Opens a session, telling every plugin of the current table.
-    pub fn new(
-        max_line_length: usize,
-        client: ClientInfo,
-        dispatch: &arc_swap::ArcSwap<Dispatcher>,
-    ) -> Session {
-        let states = PluginStates::connect(dispatch.load_full(), &client.ffi());
+    pub fn new(max_line_length: usize, client: ClientInfo, tables: &TableInForce) -> Session {
+        let (table, version) = tables.load_versioned();
+        let states = PluginStates::connect(table, &client.ffi());
         Session {
             decoder: LineDecoder::new(max_line_length),
             out: RString::new(),
             spans: Vec::new(),
             client,
             states,
+            version,
         }
     }
 
     /// Answers one frame, appending the reply to `out`, unless the hook
     /// must run where blocking is allowed or answers later.
-    pub fn respond(&mut self, frame: Frame, dispatch: &arc_swap::ArcSwap<Dispatcher>) -> Action {
+    pub fn respond(&mut self, frame: Frame, tables: &TableInForce) -> Action {
         let line = match frame {
             Frame::Line(line) => line,
             Frame::TooLong => {
@@ -192,11 +193,13 @@ impl Session {
                 None => {}
             }
         }
-        let current = dispatch.load();
-        if !Arc::ptr_eq(&current, self.states.table()) {
+        if tables.version() != self.version {
             // A reload stored a new table: this line is the first to use it.
-            self.states
-                .follow(arc_swap::Guard::into_inner(current), &self.client.ffi());
+            let (current, version) = tables.load_versioned();
+            if !Arc::ptr_eq(&current, self.states.table()) {
+                self.states.follow(current, &self.client.ffi());
+            }
+            self.version = version;
         }
         let target = self.states.table().target(text);
         self.dispatch(target, line)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwapOption;
 
 use crate::admin::Admin;
 
@@ -14,13 +14,15 @@ use crate::dispatch::Dispatcher;
 use crate::handover::Threads;
 use crate::inbox::Registry;
 use crate::stats::ServerStats;
+use crate::table_in_force::TableInForce;
 
 /// What every connection reads; cheap to reach from any task.
 pub struct Shared {
-    /// The dispatch table. Connections load it for each request rather
-    /// than keeping their own `Arc`, so that a table stored here later (a
-    /// reload) reaches every connection without touching any of them.
-    pub dispatch: ArcSwap<Dispatcher>,
+    /// The dispatch table. Connections check its version for each request
+    /// rather than keep to their own table, so that a table stored here
+    /// later (a reload) reaches every connection without touching any of
+    /// them.
+    pub dispatch: TableInForce,
     /// Every open connection's inbox, for plugins' pushes.
     pub registry: Arc<Registry>,
     pub limits: Limits,
@@ -57,7 +59,7 @@ impl Shared {
         config_file: PathBuf,
     ) -> Arc<Shared> {
         Arc::new(Shared {
-            dispatch: ArcSwap::from_pointee(dispatcher),
+            dispatch: TableInForce::new(dispatcher),
             registry,
             limits,
             stats: ServerStats::new(),

@@ -289,6 +289,10 @@ impl Connection {
     fn poll_wait(&mut self, cx: &mut Context<'_>, inbox: &Inbox) -> Poll<io::Result<Option<End>>> {
         // A request in flight is finished first, even by a stopping host.
         if self.blocking.is_some() {
+            // What arrives meanwhile waits for the call, but a nudge still
+            // wakes the task: a connection moved to another thread leaves
+            // its old task to be woken this way, and end.
+            inbox.wake_on_news(cx);
             let close = ready!(self.poll_blocking(cx));
             return Poll::Ready(Ok(close.then_some(End::Closed)));
         }

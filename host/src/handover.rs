@@ -17,40 +17,40 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::connection::Connection;
 
-/// Where one connection rests while it waits.
+/// Where one connection rests while it waits. Every connection has one,
+/// so it is kept small: the waiting task is reached through the inbox's
+/// waker, which it registers in every wait.
 pub struct Berth {
     resting: Mutex<Resting>,
-    /// The serving thread whose runtime serves the connection.
-    thread: AtomicUsize,
 }
 
-#[derive(Default)]
 struct Resting {
     /// The connection while it waits; `None` while its task runs it, or
     /// once another thread has taken it.
     conn: Option<Box<Connection>>,
-    /// The waiting task, woken when the connection is taken from it so
-    /// that it ends rather than wait for a wake-up that will never come.
-    waker: Option<Waker>,
     /// Counts the times the connection was taken over: a task that put it
     /// to rest before a take-over has no claim on it after.
     tenure: u32,
+    /// The serving thread whose runtime serves the connection.
+    thread: u32,
 }
 
 impl Berth {
     pub fn new(thread: usize) -> Berth {
         Berth {
-            resting: Mutex::default(),
-            thread: AtomicUsize::new(thread),
+            resting: Mutex::new(Resting {
+                conn: None,
+                tenure: 0,
+                thread: thread_number(thread),
+            }),
         }
     }
 
@@ -75,22 +75,23 @@ impl Berth {
     }
 
     /// The connection resting here if it is served by thread `from`; it
-    /// is served by thread `to` from now on.
+    /// is served by thread `to` from now on. The caller wakes the task
+    /// left behind.
     fn take(&self, from: usize, to: usize) -> Option<Box<Connection>> {
         let mut resting = self.resting();
-        if resting.conn.is_none() || self.thread.load(Ordering::Relaxed) != from {
+        if resting.conn.is_none() || resting.thread != thread_number(from) {
             return None;
         }
-        self.thread.store(to, Ordering::Relaxed);
+        resting.thread = thread_number(to);
         resting.tenure = resting.tenure.wrapping_add(1);
-        let conn = resting.conn.take();
-        let waker = resting.waker.take();
-        drop(resting);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        conn
+        resting.conn.take()
     }
+}
+
+/// A serving thread's index as the berth keeps it: there are never more
+/// than a few hundred.
+fn thread_number(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(u32::MAX)
 }
 
 /// The future of [`Berth::rest`].
@@ -120,16 +121,11 @@ where
             }
             let mut resting = this.berth.resting();
             resting.conn = this.held.take();
-            remember(&mut resting.waker, cx);
             this.tenure = Some(resting.tenure);
             return Poll::Pending;
         }
         let mut resting = this.berth.resting();
-        let Resting {
-            conn,
-            waker,
-            tenure,
-        } = &mut *resting;
+        let Resting { conn, tenure, .. } = &mut *resting;
         let conn = match conn {
             Some(conn) if this.tenure == Some(*tenure) => conn,
             // Taken over by another thread.
@@ -143,18 +139,8 @@ where
                 this.tenure = None;
                 Poll::Ready(resting.conn.take().map(|conn| (conn, out)))
             }
-            Poll::Pending => {
-                remember(waker, cx);
-                Poll::Pending
-            }
+            Poll::Pending => Poll::Pending,
         }
-    }
-}
-
-/// Keeps the waker of `cx` in `slot`, cloning it only if it changed.
-fn remember(slot: &mut Option<Waker>, cx: &Context<'_>) {
-    if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-        *slot = Some(cx.waker().clone());
     }
 }
 
@@ -166,7 +152,6 @@ impl<P> Drop for Rest<'_, P> {
             let mut resting = self.berth.resting();
             if resting.tenure == tenure {
                 let conn = resting.conn.take();
-                resting.waker = None;
                 drop(resting);
                 drop(conn);
             }
@@ -236,10 +221,10 @@ pub fn take_over(
 ) -> usize {
     let mut taken = Vec::new();
     registry.each(|inbox| {
-        // The task left behind is woken, and ends as soon as its thread
-        // is free.
         if let Some(conn) = inbox.berth.take(from, to) {
             taken.push(conn);
+            // The task left behind ends as soon as its thread is free.
+            inbox.nudge();
         }
     });
     let mut moved = 0;

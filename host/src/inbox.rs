@@ -129,7 +129,7 @@ impl Inbox {
     /// Wakes the connection with nothing queued for it (busy or waiting,
     /// it sees the news flag): it then looks at its idle time, its buffers
     /// and whether the host is stopping.
-    fn nudge(&self) {
+    pub fn nudge(&self) {
         self.tell();
     }
 
@@ -158,6 +158,12 @@ impl Inbox {
     /// Whether a pending reply may be ready since the last call.
     pub fn take_wake(&self) -> bool {
         self.woken.swap(false, Ordering::Acquire)
+    }
+
+    /// Has the connection's task woken by the next push or nudge, whatever
+    /// is already waiting.
+    pub fn wake_on_news(&self, cx: &Context<'_>) {
+        self.waker.register(cx.waker());
     }
 
     /// Ready once something arrived (or a nudge) since the last

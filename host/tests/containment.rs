@@ -211,7 +211,7 @@ fn a_fast_hook_that_starts_stalling_holds_up_no_other_connection() {
 /// blocking threads.
 fn a_fast_hook_that_starts_stalling(keys: &str) {
     let runtime = tempfile::tempdir().unwrap();
-    let host = crashkit_host(runtime.path(), keys, "");
+    let mut host = crashkit_host(runtime.path(), keys, "");
     let addr = host.addr();
     let (mut stuck, _) = Conn::open(addr);
     // Fast calls earn the hook a place on the serving threads...
@@ -251,6 +251,13 @@ fn a_fast_hook_that_starts_stalling(keys: &str) {
         assert_eq!(stuck.ask("STALL 3000"), "MSG stalled 3000");
     });
     assert_bystanders_served(&format!("STALL 3000 after demotion ({keys:?})"), samples);
+    // The tasks the moved connections left behind have ended: the host
+    // stops at once, with no connection left to wait for.
+    host.signal(libc::SIGTERM);
+    let stopped = host.wait_exit(WAIT);
+    assert!(stopped.is_some_and(|s| s.success()), "{stopped:?}");
+    let log = host.stderr();
+    assert!(!log.contains("still open after"), "{log}");
 }
 
 #[test]

@@ -26,6 +26,7 @@ use tracing::{info, warn};
 use crate::admin_commands::{self, Access};
 use crate::blocking_call::{self, InFlight};
 use crate::framing::Frame;
+use crate::handover;
 use crate::idle_sweep::SWEEP_EVERY;
 use crate::inbox::{Inbox, Registered};
 use crate::outgoing::frame_reply;
@@ -225,10 +226,7 @@ impl Connection {
                 Ok(Some(end)) => break end,
                 Err(e) => return Some((self, Err(e))),
             }
-            let waited = inbox
-                .berth
-                .rest(self, |conn, cx| conn.poll_wait(cx, &inbox))
-                .await;
+            let waited = handover::rest(&inbox, self, |conn, cx| conn.poll_wait(cx, &inbox)).await;
             let (conn, waited) = waited?;
             self = conn;
             match waited {

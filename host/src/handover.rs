@@ -18,6 +18,8 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
+
+use crate::inbox::Inbox;
 use std::task::{Context, Poll};
 
 use tokio::sync::mpsc;
@@ -25,14 +27,9 @@ use tracing::warn;
 
 use crate::connection::Connection;
 
-/// Where one connection rests while it waits. Every connection has one,
-/// so it is kept small: the waiting task is reached through the inbox's
-/// waker, which it registers in every wait.
-pub struct Berth {
-    resting: Mutex<Resting>,
-}
-
-struct Resting {
+/// Where one connection rests while it waits: kept in its inbox, under
+/// the lock of its pushed lines, since every connection has one.
+pub struct Resting {
     /// The connection while it waits; `None` while its task runs it, or
     /// once another thread has taken it.
     conn: Option<Box<Connection>>,
@@ -43,64 +40,60 @@ struct Resting {
     thread: u32,
 }
 
-impl Berth {
-    pub fn new(thread: usize) -> Berth {
-        Berth {
-            resting: Mutex::new(Resting {
-                conn: None,
-                tenure: 0,
-                thread: thread_number(thread),
-            }),
-        }
-    }
-
-    fn resting(&self) -> MutexGuard<'_, Resting> {
-        // Each field is whole at every step: a poisoned lock changes nothing.
-        self.resting.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Waits until `poll` is ready with `conn`: polled in place first, then
-    /// with the connection resting here. `None` if another thread took the
-    /// connection meanwhile: the caller's task has nothing left to do.
-    pub fn rest<T, P>(&self, conn: Box<Connection>, poll: P) -> Rest<'_, P>
-    where
-        P: FnMut(&mut Connection, &mut Context<'_>) -> Poll<T> + Unpin,
-    {
-        Rest {
-            berth: self,
-            held: Some(conn),
-            tenure: None,
-            poll,
+impl Resting {
+    pub fn new(thread: usize) -> Resting {
+        Resting {
+            conn: None,
+            tenure: 0,
+            thread: thread_number(thread),
         }
     }
 
     /// The connection resting here if it is served by thread `from`; it
     /// is served by thread `to` from now on. The caller wakes the task
     /// left behind.
-    fn take(&self, from: usize, to: usize) -> Option<Box<Connection>> {
-        let mut resting = self.resting();
-        if resting.conn.is_none() || resting.thread != thread_number(from) {
+    fn take(&mut self, from: usize, to: usize) -> Option<Box<Connection>> {
+        if self.conn.is_none() || self.thread != thread_number(from) {
             return None;
         }
-        resting.thread = thread_number(to);
-        resting.tenure = resting.tenure.wrapping_add(1);
-        resting.conn.take()
+        self.thread = thread_number(to);
+        self.tenure = self.tenure.wrapping_add(1);
+        self.conn.take()
     }
 }
 
-/// A serving thread's index as the berth keeps it: there are never more
-/// than a few hundred.
+/// A serving thread's index as it is kept here: there are never more than
+/// a few hundred.
 fn thread_number(index: usize) -> u32 {
     u32::try_from(index).unwrap_or(u32::MAX)
 }
 
-/// The future of [`Berth::rest`].
+/// Waits until `poll` is ready with `conn`: polled in place first, then
+/// with the connection resting in `inbox`. `None` if another thread took
+/// the connection meanwhile: the caller's task has nothing left to do.
+///
+/// The connection is polled outside the lock (the poll takes pushed lines
+/// from the same inbox); while it is, it is not resting, and no other
+/// thread can take it.
+pub fn rest<T, P>(inbox: &Inbox, conn: Box<Connection>, poll: P) -> Rest<'_, P>
+where
+    P: FnMut(&mut Connection, &mut Context<'_>) -> Poll<T> + Unpin,
+{
+    Rest {
+        inbox,
+        held: Some(conn),
+        tenure: None,
+        poll,
+    }
+}
+
+/// The future of [`rest`].
 pub struct Rest<'a, P> {
-    berth: &'a Berth,
+    inbox: &'a Inbox,
     /// The connection until it is put to rest.
     held: Option<Box<Connection>>,
-    /// The berth's tenure when the connection was put to rest, until it is
-    /// taken back.
+    /// The tenure when the connection was put to rest, until it is taken
+    /// back.
     tenure: Option<u32>,
     poll: P,
 }
@@ -113,33 +106,39 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        // The first poll, which on a busy connection is often ready, takes
-        // no lock.
-        if let Some(conn) = this.held.as_mut() {
-            if let Poll::Ready(out) = (this.poll)(conn, cx) {
-                return Poll::Ready(this.held.take().map(|conn| (conn, out)));
-            }
-            let mut resting = this.berth.resting();
-            resting.conn = this.held.take();
-            this.tenure = Some(resting.tenure);
-            return Poll::Pending;
-        }
-        let mut resting = this.berth.resting();
-        let Resting { conn, tenure, .. } = &mut *resting;
-        let conn = match conn {
-            Some(conn) if this.tenure == Some(*tenure) => conn,
-            // Taken over by another thread.
-            _ => {
-                this.tenure = None;
-                return Poll::Ready(None);
+        let mut conn = match this.held.take() {
+            Some(conn) => conn,
+            None => {
+                let mine = this.tenure;
+                let taken = this.inbox.resting(|r| {
+                    if mine == Some(r.tenure) {
+                        r.conn.take()
+                    } else {
+                        None
+                    }
+                });
+                match taken {
+                    Some(conn) => conn,
+                    // Taken over by another thread.
+                    None => {
+                        this.tenure = None;
+                        return Poll::Ready(None);
+                    }
+                }
             }
         };
-        match (this.poll)(conn, cx) {
+        match (this.poll)(&mut conn, cx) {
             Poll::Ready(out) => {
                 this.tenure = None;
-                Poll::Ready(resting.conn.take().map(|conn| (conn, out)))
+                Poll::Ready(Some((conn, out)))
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                this.tenure = Some(this.inbox.resting(|r| {
+                    r.conn = Some(conn);
+                    r.tenure
+                }));
+                Poll::Pending
+            }
         }
     }
 }
@@ -148,13 +147,15 @@ impl<P> Drop for Rest<'_, P> {
     /// A task dropped while its connection rests (its runtime is going
     /// away) takes the connection with it: nothing else would end it.
     fn drop(&mut self) {
-        if let Some(tenure) = self.tenure {
-            let mut resting = self.berth.resting();
-            if resting.tenure == tenure {
-                let conn = resting.conn.take();
-                drop(resting);
-                drop(conn);
-            }
+        if let Some(mine) = self.tenure {
+            let conn = self.inbox.resting(|r| {
+                if r.tenure == mine {
+                    r.conn.take()
+                } else {
+                    None
+                }
+            });
+            drop(conn);
         }
     }
 }
@@ -221,7 +222,7 @@ pub fn take_over(
 ) -> usize {
     let mut taken = Vec::new();
     registry.each(|inbox| {
-        if let Some(conn) = inbox.berth.take(from, to) {
+        if let Some(conn) = inbox.resting(|r| r.take(from, to)) {
             taken.push(conn);
             // The task left behind ends as soon as its thread is free.
             inbox.nudge();

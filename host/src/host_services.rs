@@ -34,12 +34,10 @@ impl HostServices {
 
 impl HostObject for HostServices {
     fn push(&self, connection: u64, line: RStr<'_>) -> PushStatus {
-        match self.registry.get(connection) {
+        match self.registry.push(connection, line.as_str()) {
             None => PushStatus::Gone,
-            Some(inbox) => match inbox.push(line.as_str()) {
-                Queued::Yes => PushStatus::Queued,
-                Queued::Overflow => PushStatus::Overflow,
-            },
+            Some(Queued::Yes) => PushStatus::Queued,
+            Some(Queued::Overflow) => PushStatus::Overflow,
         }
     }
 

@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 
-use crate::handover::Berth;
+use crate::handover::Resting;
 
 /// Shards of the registry: pushes from many threads to many connections
 /// contend on one shard's lock only when their ids fall together.
@@ -28,6 +28,8 @@ const SHARDS: usize = 64;
 /// One connection's queue of pushed lines, and what brings the connection
 /// back from a wait: its waker and the flags it looks at then.
 pub struct Inbox {
+    /// Pushed lines, and the connection itself while it waits: one lock
+    /// and one allocation per connection serve both.
     queue: Mutex<Queue>,
     /// The connection's task, woken on a push, on a pending reply's news,
     /// on overflow, and by nudges. One waker, not a list of waiters: only
@@ -46,20 +48,18 @@ pub struct Inbox {
     /// The connection keeps buffers between requests: the sweep nudges it
     /// to let them go once it has been quiet for a while.
     holds_buffers: AtomicBool,
-    /// Where the connection rests while it waits for input. Here, so that
-    /// one allocation per connection serves both, and the registry, which
-    /// lists every connection, finds the resting ones of a thread.
-    pub berth: Berth,
+    /// A push did not fit: the client is not reading, and is let go. Set
+    /// under the queue's lock.
+    overflowed: AtomicBool,
 }
 
-#[derive(Default)]
 struct Queue {
     /// Pushed lines, each already framed (`MSG > ` and the line ending).
     lines: String,
-    /// The bound on `lines`, in bytes.
-    limit: usize,
-    /// A push did not fit: the client is not reading, and is let go.
-    overflowed: bool,
+    /// Where the connection rests while it waits ([`crate::handover`]):
+    /// here, so that the registry, which lists every connection, finds the
+    /// resting ones of a thread.
+    resting: Resting,
 }
 
 /// Whether a pushed line was queued.
@@ -70,36 +70,41 @@ pub enum Queued {
 }
 
 impl Inbox {
-    fn new(limit: usize, now: u64, thread: usize) -> Inbox {
+    fn new(now: u64, thread: usize) -> Inbox {
         Inbox {
             queue: Mutex::new(Queue {
-                limit,
-                ..Queue::default()
+                lines: String::new(),
+                resting: Resting::new(thread),
             }),
             waker: AtomicWaker::new(),
             news: AtomicBool::new(false),
             woken: AtomicBool::new(false),
             last_line: AtomicU64::new(now),
             holds_buffers: AtomicBool::new(false),
-            berth: Berth::new(thread),
+            overflowed: AtomicBool::new(false),
         }
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
-        // The queue is a string and two flags, valid at every step: a panic
-        // elsewhere while holding the lock leaves nothing half-done.
+        // The queue is a string and a resting place, valid at every step: a
+        // panic elsewhere while holding the lock leaves nothing half-done.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `line` as a pushed line, if it fits.
-    pub fn push(&self, line: &str) -> Queued {
+    /// Runs `f` on where the connection rests, under the queue's lock.
+    pub fn resting<R>(&self, f: impl FnOnce(&mut Resting) -> R) -> R {
+        f(&mut self.queue().resting)
+    }
+
+    /// Queues `line` as a pushed line, if it fits within `limit` bytes.
+    fn push(&self, line: &str, limit: usize) -> Queued {
         let mut queue = self.queue();
-        if queue.overflowed {
+        if self.overflowed.load(Ordering::Relaxed) {
             return Queued::Overflow;
         }
         let framed = crate::outgoing::pushed_len(line);
-        let verdict = if queue.lines.len() + framed > queue.limit {
-            queue.overflowed = true;
+        let verdict = if queue.lines.len() + framed > limit {
+            self.overflowed.store(true, Ordering::Relaxed);
             Queued::Overflow
         } else {
             crate::outgoing::write_pushed(&mut queue.lines, line);
@@ -112,7 +117,7 @@ impl Inbox {
 
     /// Whether a push found the queue full.
     pub fn overflowed(&self) -> bool {
-        self.queue().overflowed
+        self.overflowed.load(Ordering::Relaxed)
     }
 
     /// Says that a pending reply may be ready.
@@ -152,7 +157,7 @@ impl Inbox {
             // connection.
             queue.lines.shrink_to(0);
         }
-        queue.overflowed
+        self.overflowed.load(Ordering::Relaxed)
     }
 
     /// Whether a pending reply may be ready since the last call.
@@ -223,7 +228,7 @@ impl Registry {
     /// `thread`; it is closed when the returned guard is dropped, however
     /// the connection ends.
     pub fn open(self: &Arc<Self>, id: u64, thread: usize) -> Registered {
-        let inbox = Arc::new(Inbox::new(self.limit, self.tick(), thread));
+        let inbox = Arc::new(Inbox::new(self.tick(), thread));
         if let Entry::Vacant(slot) = self.shard(id).entry(id) {
             slot.insert(Arc::clone(&inbox));
         }
@@ -238,13 +243,16 @@ impl Registry {
         self.shard(id).get(&id).cloned()
     }
 
+    /// Queues `line` for connection `id`; `None` if it is gone.
+    pub fn push(&self, id: u64, line: &str) -> Option<Queued> {
+        Some(self.get(id)?.push(line, self.limit))
+    }
+
     /// Queues `line` for each of `ids`; returns how many took it.
     pub fn push_many(&self, ids: &[u64], line: &str) -> u64 {
         let mut queued = 0;
         for &id in ids {
-            if let Some(inbox) = self.get(id)
-                && inbox.push(line) == Queued::Yes
-            {
+            if self.push(id, line) == Some(Queued::Yes) {
                 queued += 1;
             }
         }

@@ -7,13 +7,15 @@
 //! INFO server version=0.1.0 uptime_secs=12 connections=3 connections_total=10 requests=1234
 //! INFO serving pid=4242 restarts=0 reloads=1 disabled_hooks=0
 //! INFO plugin hello version=0.1.0 loaded_unix=1764164474 file=/usr/lib/linehost/plugins/libhello.so
-//! INFO hook hello 1 calls=100 errors=0 panics=0 timeouts=0 latency_mean_us=1.2 latency_p99_us=2.5 pattern=HELLO
+//! INFO hook hello 1 calls=100 errors=0 panics=0 timeouts=0 latency_mean_us=1.2 latency_p99_us=2.5 runs=inline pattern=HELLO
 //! INFO end
 //! ```
 //!
 //! Values are `key=value` with no spaces, except the last field of a line,
 //! which runs to its end (a file or a pattern). Latency is timed on a
-//! sample of calls (`crate::stats`); `-` where none was timed yet.
+//! sample of calls (`crate::stats`); `-` where none was timed yet. `runs`
+//! says where the hook's calls run now (`crate::placement`): `inline` on
+//! the connection's thread, or `blocking`.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -68,6 +70,12 @@ pub fn render(shared: &Shared, admin: bool, out: &mut RString) {
         let hook = &plugin.hooks[route.hook];
         let _ = write!(s, "INFO hook {} {} ", word(&plugin.name), route.hook + 1);
         hook_figures(&mut s, table.stats(i));
+        let runs = if route.placement.inline() {
+            "inline"
+        } else {
+            "blocking"
+        };
+        let _ = write!(s, " runs={runs}");
         if route.disabled.is_some() {
             s.push_str(" disabled=yes");
         }

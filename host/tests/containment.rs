@@ -215,15 +215,11 @@ fn a_fast_hook_that_starts_stalling(keys: &str) {
     let addr = host.addr();
     let (mut stuck, _) = Conn::open(addr);
     // Fast calls earn the hook a place on the serving threads...
-    let fast = 300;
-    stuck.send_raw("STALL 0\n".repeat(fast).as_bytes());
-    for _ in 0..fast {
-        assert_eq!(stuck.line(), "MSG stalled 0");
-    }
+    stuck.make_inline("STALL 0", "MSG stalled 0", "crashkit", 4);
     // ...until one call stalls: it holds its thread, whose other
     // connections (every bystander: they share the first thread) move,
     // and another thread accepts new ones meanwhile.
-    let what = format!("first STALL 1500 after {fast} fast calls ({keys:?})");
+    let what = format!("first STALL 1500 of an inline hook ({keys:?})");
     let (newcomer, first) = with_bystanders(addr, || {
         let sent = Instant::now();
         stuck.send("STALL 1500");
@@ -649,9 +645,7 @@ fn an_inline_call_past_the_time_limit_ends_the_serving_process_and_is_blamed() {
     let addr = host.addr();
     let (mut c, _) = Conn::open(addr);
     // STALL earns its place inline...
-    for _ in 0..150 {
-        assert_eq!(c.ask("STALL 0"), "MSG stalled 0");
-    }
+    c.make_inline("STALL 0", "MSG stalled 0", "crashkit", 4);
     // ...then never returns.
     let sent = Instant::now();
     c.send("STALL 600000");

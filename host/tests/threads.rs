@@ -110,9 +110,7 @@ fn a_hook_holding_the_first_thread_lets_the_others_accept() {
     // A quick hook earns its place inline on the first thread, where every
     // connection of a lightly loaded host is...
     let (mut first, _) = Conn::open(host.addr());
-    for _ in 0..150 {
-        assert_eq!(first.ask("STALL 0"), "MSG stalled 0");
-    }
+    first.make_inline("STALL 0", "MSG stalled 0", "crashkit", 4);
     // ...then holds that thread for seconds.
     first.send("STALL 3000");
     std::thread::sleep(Duration::from_millis(300));

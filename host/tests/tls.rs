@@ -330,11 +330,7 @@ fn a_tls_connection_moves_off_a_thread_a_hook_holds_and_is_served_on() {
     assert_eq!(tls.ask("HELLO").expect("reply"), "MSG Hello from tlstest");
     // Fast calls earn STALL its place inline; then one stalls.
     let (mut stuck, _) = Conn::open(host.addr());
-    let fast = 300;
-    stuck.send_raw("STALL 0\n".repeat(fast).as_bytes());
-    for _ in 0..fast {
-        assert_eq!(stuck.line(), "MSG stalled 0");
-    }
+    stuck.make_inline("STALL 0", "MSG stalled 0", "crashkit", 4);
     let sent = Instant::now();
     stuck.send("STALL 3000");
     wait_for_log(&host, "its waiting connections move to thread 1");

@@ -112,6 +112,29 @@ impl Conn {
         }
     }
 
+    /// Sends `request` (a quick call of hook `hook` of `plugin`, answered
+    /// `reply`) in batches until `INFO` says that the hook runs inline: it
+    /// earns that with 100 quick calls in a row, which a loaded machine can
+    /// spoil. Panics after 20 batches.
+    pub fn make_inline(&mut self, request: &str, reply: &str, plugin: &str, hook: usize) {
+        let line = format!("INFO hook {plugin} {hook} ");
+        for _ in 0..20 {
+            let batch = 200;
+            self.send_raw(format!("{request}\n").repeat(batch).as_bytes());
+            for _ in 0..batch {
+                assert_eq!(self.line(), reply);
+            }
+            let info = self.ask_lines("INFO", "INFO");
+            let Some(entry) = info.iter().find(|l| l.starts_with(&line)) else {
+                panic!("no {line:?} in {info:?}");
+            };
+            if entry.contains(" runs=inline ") {
+                return;
+            }
+        }
+        panic!("hook {hook} of {plugin} never ran inline");
+    }
+
     /// Sends `line` and returns the one-line reply.
     pub fn ask(&mut self, line: &str) -> String {
         self.send(line);

@@ -158,7 +158,7 @@ impl Connection {
     ///
     /// The connection is boxed: a future owning it by value would hold it
     /// in every connection's task, and it moves between the task and its
-    /// berth at every wait.
+    /// inbox at every wait.
     pub async fn run(self: Box<Self>) {
         self.serve_to_the_end(true).await;
     }

@@ -6,26 +6,27 @@
 //! hold its thread (the watchdog sees it within `placement::STALL`, then
 //! sends the hook to blocking threads for good); that one call still runs
 //! on the thread, and no task of the thread can run meanwhile. So a
-//! connection waiting for input does not wait inside its task: it rests in
-//! a [`Berth`], where another thread can take it, move its socket to its
-//! own runtime, and serve it from then on. The task left behind finds the
-//! berth empty when its thread is free again, and ends.
+//! connection that waits (for input, a pending reply, or a call on a
+//! blocking thread) does not wait inside its task: it rests in its inbox
+//! ([`Resting`]), where another thread can take it, move its socket and
+//! timers to its own runtime, and serve it from then on. The task left
+//! behind finds the connection gone when its thread is free again, and
+//! ends.
 //!
 //! What is moved is only what rests: the connection whose request is in
-//! the stalled call, and any in the middle of a write or of a call on a
-//! blocking thread, stay with their thread.
+//! the stalled call, and any in the middle of writing to a client that
+//! does not read or of an admin command, stay with their thread.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
-
-use crate::inbox::Inbox;
 use std::task::{Context, Poll};
 
 use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::connection::Connection;
+use crate::inbox::Inbox;
 
 /// Where one connection rests while it waits: kept in its inbox, under
 /// the lock of its pushed lines, since every connection has one.

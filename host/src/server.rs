@@ -231,9 +231,7 @@ impl Serving {
             );
         }
     }
-}
 
-impl Serving {
     /// Takes over, for serving thread `thread`, the waiting connections of
     /// each held serving thread named on `moves` ([`crate::handover`]).
     async fn take_over(&self, thread: usize, mut moves: mpsc::UnboundedReceiver<usize>) {

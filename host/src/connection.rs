@@ -179,6 +179,9 @@ impl Connection {
                 stream,
                 session,
                 registered,
+                pending,
+                blocking,
+                input,
                 _open,
                 ..
             } = *conn;
@@ -188,9 +191,13 @@ impl Connection {
                 Err(e) => info!(connection = id, %peer, "disconnected: {e}"),
             }
             // However the connection ended: no more pushes, and every
-            // plugin hears that it closed.
+            // plugin hears that it closed (a call in flight, or a reply
+            // promised, included) before it counts as closed.
             drop(registered);
+            drop(pending);
+            drop(blocking);
             drop(session);
+            drop(input);
             (stream, _open)
         };
         if matches!(served, Ok(end) if end != End::ClientClosed) {

@@ -15,7 +15,8 @@
 //!
 //! What is moved is only what rests: the connection whose request is in
 //! the stalled call, and any in the middle of writing to a client that
-//! does not read or of an admin command, stay with their thread.
+//! does not read, of an admin command, or of the last line of a client
+//! that closed its side, stay with their thread.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -134,10 +135,12 @@ where
                 Poll::Ready(Some((conn, out)))
             }
             Poll::Pending => {
-                this.tenure = Some(this.inbox.resting(|r| {
-                    r.conn = Some(conn);
-                    r.tenure
-                }));
+                let (tenure, there) = this.inbox.resting(|r| (r.tenure, r.conn.replace(conn)));
+                // Only this task puts the connection to rest; anything found
+                // there is dropped outside the lock all the same.
+                debug_assert!(there.is_none());
+                drop(there);
+                this.tenure = Some(tenure);
                 Poll::Pending
             }
         }
@@ -197,18 +200,24 @@ impl Threads {
     }
 
     /// Asks another serving thread to take over the waiting connections of
-    /// the serving thread `tid`, which a hook holds: the next one after it.
-    /// False if `tid` is no serving thread, or there is no other.
+    /// the serving thread `tid`, which a hook holds: the next one after it
+    /// that still takes requests. False, and logged, if none does.
     pub fn rescue(&self, tid: u32) -> bool {
         let list = self.list();
         let Some(at) = list.iter().position(|e| e.tid == tid) else {
             return false;
         };
-        if list.len() < 2 {
-            return false;
+        let from = list[at].index;
+        let taken = (1..list.len())
+            .map(|step| &list[(at + step) % list.len()])
+            .any(|to| to.requests.send(from).is_ok());
+        if !taken {
+            warn!(
+                from,
+                "a hook holds serving thread {from}, and no other thread can take its connections"
+            );
         }
-        let to = &list[(at + 1) % list.len()];
-        to.requests.send(list[at].index).is_ok()
+        taken
     }
 }
 

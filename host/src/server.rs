@@ -239,6 +239,11 @@ impl Serving {
             let moved = handover::take_over(&self.shared.registry, from, thread, |conn| {
                 self.tracker.spawn(conn.resume());
             });
+            if moved == 0 {
+                // The thread was free again before this one looked.
+                debug!(from, to = thread, "no waiting connections to move");
+                continue;
+            }
             warn!(
                 from,
                 to = thread,

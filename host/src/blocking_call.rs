@@ -136,6 +136,13 @@ impl InFlight {
 
     fn finished(&mut self, session: &mut Session, ran: Result<Ran, JoinError>) -> Action {
         let (dispatcher, route) = (&self.dispatcher, self.route);
+        // Back whatever the call's outcome, a failure of the host's own
+        // code around it included.
+        if let Some(state) = self.handback.take() {
+            session
+                .states
+                .give_back(dispatcher.route(route).plugin, state);
+        }
         let Ok((out, Ok(result), took)) = ran else {
             error!(
                 connection = session.client.id,
@@ -145,11 +152,6 @@ impl InFlight {
         };
         dispatcher.route(route).placement.ran_blocking(took);
         dispatcher.stats(route).latency.record(took);
-        if let Some(state) = self.handback.take() {
-            session
-                .states
-                .give_back(dispatcher.route(route).plugin, state);
-        }
         let start = session.out.len();
         session.out.push_str(&out);
         let line = std::mem::take(&mut self.line);

@@ -22,6 +22,12 @@
 #   FANOUT_SUBS=1000  subscribers of the fan-out run (one publisher): chat
 #                     SAY to a room against Redis PUBLISH to a channel
 #   SKIP_FANOUT=1     leave the fan-out run out
+#   WORK_US=200       CPU time of each request of the CPU-bound run: the
+#                     WORK hook of test-plugins/crashkit, which keeps its
+#                     thread on the CPU that long, asked by WORK_CONNS=8
+#                     connections (a client that needs little CPU), on the
+#                     host with the default config and with one thread
+#   SKIP_WORK=1       leave the CPU-bound run out
 #   SKIP_BUILD=1      use the existing release build
 set -euo pipefail
 
@@ -35,6 +41,8 @@ IDLE_HOLD=${IDLE_HOLD:-3s}
 BENCH_THREADS=${BENCH_THREADS:-1}
 HOST_WORKERS=${HOST_WORKERS:-1}
 FANOUT_SUBS=${FANOUT_SUBS:-1000}
+WORK_US=${WORK_US:-200}
+WORK_CONNS=${WORK_CONNS:-8}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 release=${CARGO_TARGET_DIR:-$root/target}/release
@@ -211,6 +219,7 @@ redis_load=(--request PING --expect '^\+PONG$')
 # testkit, listed first, answers HELLO itself, after walking its NOOP hooks;
 # either greeting proves the request went through dispatch.
 hooks_load=(--greeting '^MSG Welcome' --request HELLO --expect '^MSG (Hello from |testkit says hello$)')
+work_load=(--greeting '^MSG Welcome' --request "WORK $WORK_US" --expect "^MSG worked $WORK_US\$")
 errors_seen=0
 
 # load ARRAY ADDR KEY ARGS...: one bench run; appends its KEY figure to
@@ -292,20 +301,37 @@ else
     say "warning: $release/libtestkit.so missing; skipping the $HOOKS-hook comparison"
 fi
 
+# host_configs NAME LIBRARY: host-NAME-d.toml (the default config) and
+# host-NAME-1.toml (HOST_WORKERS threads), each loading LIBRARY alone.
+host_configs() {
+    local workers
+    for workers in d 1; do
+        {
+            echo "$host_settings"
+            [[ $workers == 1 ]] && echo "worker_threads = $HOST_WORKERS"
+            echo "[[plugin]]"
+            echo "path = \"$release/$2\""
+        } >"$work/host-$1-$workers.toml"
+    done
+}
+
 fanout_ready=0
 if [[ -z ${SKIP_FANOUT:-} ]]; then
     if [[ -e $release/libchat.so ]]; then
         fanout_ready=1
-        for workers in d 1; do
-            {
-                echo "$host_settings"
-                [[ $workers == 1 ]] && echo "worker_threads = $HOST_WORKERS"
-                echo "[[plugin]]"
-                echo "path = \"$release/libchat.so\""
-            } >"$work/host-chat-$workers.toml"
-        done
+        host_configs chat libchat.so
     else
         say "warning: $release/libchat.so missing; skipping the fan-out comparison"
+    fi
+fi
+
+work_ready=0
+if [[ -z ${SKIP_WORK:-} ]]; then
+    if [[ -e $release/libcrashkit.so ]]; then
+        work_ready=1
+        host_configs work libcrashkit.so
+    else
+        say "warning: $release/libcrashkit.so missing; skipping the CPU-bound comparison"
     fi
 fi
 
@@ -322,6 +348,12 @@ if ((fanout_ready)); then
     chatd_addr=$host_addr chatd_pid=$host_pid
     start_host host-chat-1 "$work/host-chat-1.toml"
     chat1_addr=$host_addr chat1_pid=$host_pid
+fi
+if ((work_ready)); then
+    start_host host-work-d "$work/host-work-d.toml"
+    workd_addr=$host_addr
+    start_host host-work-1 "$work/host-work-1.toml"
+    work1_addr=$host_addr
 fi
 start_redis redis
 say "host (default config) on $hostd_addr, host (worker_threads = $HOST_WORKERS) on $host1_addr, redis on $redis_addr"
@@ -356,6 +388,7 @@ pp_d=() pp_1=() pp_r=() ppc_d=() ppc_1=() ppc_r=()
 pl_d=() pl_1=() pl_r=() plc_d=() plc_1=() plc_r=()
 lat_d=() lat_1=() lat_r=() hk_1=() hk_n=()
 fo_d=() fo_1=() fo_r=() foc_d=() foc_1=() foc_r=()
+wk_d=() wk_1=()
 for ((round = 1; round <= ROUNDS; round++)); do
     say "round $round/$ROUNDS"
     load_cpu pp_d ppc_d "$hostd_addr" "$hostd_pid" "${host_load[@]}" -c "$CONNS" -P 1
@@ -375,6 +408,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
         fanout fo_d foc_d "$chatd_addr" "$chatd_pid" --protocol chat --greeting '^MSG Welcome'
         fanout fo_1 foc_1 "$chat1_addr" "$chat1_pid" --protocol chat --greeting '^MSG Welcome'
         fanout fo_r foc_r "$redis_addr" "$redis_pid" --protocol redis
+    fi
+    if ((work_ready)); then
+        load wk_d "$workd_addr" rps "${work_load[@]}" -c "$WORK_CONNS" -P 1
+        load wk_1 "$work1_addr" rps "${work_load[@]}" -c "$WORK_CONNS" -P 1
     fi
 done
 
@@ -480,6 +517,14 @@ if ((hooks_ready)); then
         "$(num "$hk_n_m" "%.0f")" "$(num "$hk_1_m" "%.0f")" "$(ratio "$hk_n_m" "$hk_1_m")"
 else
     echo "host with $HOOKS hooks: skipped (no libtestkit.so)"
+fi
+if ((work_ready)); then
+    echo
+    printf '| %-44s | %14s | %14s | %9s |\n' "CPU-bound requests (crashkit WORK $WORK_US)" "host default" "host 1 thread" "default/1"
+    printf '| %-44s | %14s | %14s | %9s |\n' "---" "---" "---" "---"
+    wk_d_m=$(median "${wk_d[@]}") wk_1_m=$(median "${wk_1[@]}")
+    printf '| %-44s | %14s | %14s | %9s |\n' "$WORK_CONNS conns ping-pong (req/s)" \
+        "$(num "$wk_d_m" "%.0f")" "$(num "$wk_1_m" "%.0f")" "$(ratio "$wk_d_m" "$wk_1_m")"
 fi
 if ((errors_seen)); then
     echo

@@ -1,8 +1,9 @@
-//! Moving the waiting connections of a serving thread that a hook holds to
-//! another serving thread.
+//! Moving waiting connections to another serving thread: all of them off
+//! a thread that a hook holds, or a share of them off a busy thread while
+//! a core is free (`crate::balance`).
 //!
 //! Each serving thread runs a single-threaded runtime, and a connection's
-//! task belongs to the thread that accepted it. A hook running inline can
+//! task belongs to the thread that serves it. A hook running inline can
 //! hold its thread (the watchdog sees it within `placement::STALL`, then
 //! sends the hook to blocking threads for good); that one call still runs
 //! on the thread, and no task of the thread can run meanwhile. So a
@@ -10,8 +11,9 @@
 //! blocking thread) does not wait inside its task: it rests in its inbox
 //! ([`Resting`]), where another thread can take it, move its socket and
 //! timers to its own runtime, and serve it from then on. The task left
-//! behind finds the connection gone when its thread is free again, and
-//! ends.
+//! behind finds the connection gone when its thread next runs it (once
+//! free again, if held), and ends. The balancer moves connections off a
+//! thread that is merely busy the same way.
 //!
 //! What is moved is only what rests: the connection whose request is in
 //! the stalled call, and any in the middle of writing to a client that
@@ -22,12 +24,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::connection::Connection;
 use crate::inbox::Inbox;
+use crate::thread_clock::ThreadClock;
 
 /// Where one connection rests while it waits: kept in its inbox, under
 /// the lock of its pushed lines, since every connection has one.
@@ -164,8 +168,9 @@ impl<P> Drop for Rest<'_, P> {
     }
 }
 
-/// The serving threads, as the watchdog knows them (by Linux thread id),
-/// and how to ask each to take connections over.
+/// The serving threads, as the watchdog and the balancer know them (by
+/// Linux thread id and CPU clock), and how to ask each to take connections
+/// over.
 #[derive(Default)]
 pub struct Threads {
     list: Mutex<Vec<Entry>>,
@@ -174,8 +179,27 @@ pub struct Threads {
 struct Entry {
     index: usize,
     tid: u32,
-    /// Takes the index of a held thread whose connections to take.
-    requests: mpsc::UnboundedSender<usize>,
+    clock: Option<ThreadClock>,
+    /// Takes the connections to take from other threads.
+    requests: mpsc::UnboundedSender<Move>,
+}
+
+/// Waiting connections of thread `from` that thread `to` is to take: this
+/// share of them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Share {
+    pub from: usize,
+    pub to: usize,
+    pub fraction: f64,
+}
+
+/// Connections a serving thread is asked to take from another.
+#[derive(Debug, Clone, Copy)]
+pub enum Move {
+    /// Every one waiting on thread `from`, which a hook holds.
+    Held { from: usize },
+    /// A share of those waiting on a thread busier than this one.
+    Share(Share),
 }
 
 impl Threads {
@@ -185,7 +209,7 @@ impl Threads {
 
     /// Enters the calling thread as serving thread `index`; it takes over
     /// connections of the threads named on the returned channel.
-    pub fn enter(&self, index: usize) -> mpsc::UnboundedReceiver<usize> {
+    pub fn enter(&self, index: usize) -> mpsc::UnboundedReceiver<Move> {
         let (requests, received) = mpsc::unbounded_channel();
         let tid = crate::call_slots::thread_id();
         let mut list = self.list();
@@ -193,10 +217,22 @@ impl Threads {
         list.push(Entry {
             index,
             tid,
+            clock: ThreadClock::current(),
             requests,
         });
         list.sort_by_key(|e| e.index);
         received
+    }
+
+    /// Each serving thread's CPU time so far, by index; `None` where it is
+    /// unknown.
+    pub fn cpu_times(&self) -> Vec<Option<Duration>> {
+        let list = self.list();
+        let mut times = vec![None; list.last().map_or(0, |e| e.index + 1)];
+        for e in list.iter() {
+            times[e.index] = e.clock.and_then(ThreadClock::read);
+        }
+        times
     }
 
     /// Asks another serving thread to take over the waiting connections of
@@ -210,7 +246,7 @@ impl Threads {
         let from = list[at].index;
         let taken = (1..list.len())
             .map(|step| &list[(at + step) % list.len()])
-            .any(|to| to.requests.send(from).is_ok());
+            .any(|to| to.requests.send(Move::Held { from }).is_ok());
         if !taken {
             warn!(
                 from,
@@ -219,19 +255,46 @@ impl Threads {
         }
         taken
     }
+
+    /// Asks serving thread `share.to` to take its share of the waiting
+    /// connections of `share.from`; false if it no longer takes any.
+    pub fn share(&self, share: Share) -> bool {
+        self.list()
+            .iter()
+            .find(|e| e.index == share.to)
+            .is_some_and(|to| to.requests.send(Move::Share(share)).is_ok())
+    }
 }
 
-/// Takes every connection resting on serving thread `from` for the
-/// calling thread, `to`, moves it to this thread's runtime, and hands it
-/// to `spawn`. Returns how many moved.
+/// Takes connections resting on serving thread `from` for the calling
+/// thread, `to` (`fraction` of them, or all), moves each to this thread's
+/// runtime, and hands it to `spawn`. Returns how many moved.
 pub fn take_over(
     registry: &crate::inbox::Registry,
     from: usize,
     to: usize,
+    fraction: Option<f64>,
     mut spawn: impl FnMut(Box<Connection>),
 ) -> usize {
+    let wanted = match fraction {
+        None => usize::MAX,
+        Some(fraction) => {
+            let mut resting = 0usize;
+            registry.each(|inbox| {
+                if inbox.resting(|r| r.conn.is_some() && r.thread == thread_number(from)) {
+                    resting += 1;
+                }
+            });
+            // Rounded down: the one connection of a thread, however busy,
+            // would only take its load along.
+            (resting as f64 * fraction.clamp(0.0, 1.0)).floor() as usize
+        }
+    };
     let mut taken = Vec::new();
     registry.each(|inbox| {
+        if taken.len() >= wanted {
+            return;
+        }
         if let Some(conn) = inbox.resting(|r| r.take(from, to)) {
             taken.push(conn);
             // The task left behind ends as soon as its thread is free.

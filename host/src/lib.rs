@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod admin_commands;
+pub mod balance;
 pub mod blocking_call;
 pub mod call_budget;
 pub mod call_slots;
@@ -20,6 +21,7 @@ pub mod framing;
 pub mod handover;
 pub mod help;
 pub mod host_services;
+pub mod idle_cores;
 pub mod idle_sweep;
 pub mod inbox;
 pub mod info;
@@ -44,6 +46,7 @@ pub mod shutdown;
 pub mod stats;
 pub mod supervisor;
 pub mod table_in_force;
+pub mod thread_clock;
 pub mod tls;
 pub mod tls_files;
 pub mod transport;

@@ -5,19 +5,18 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+use crate::balance::{self, Gate};
 use crate::connection::{Connection, linger};
-use crate::handover;
+use crate::handover::{self, Move};
 use crate::proxy_header::{self, HEADER_TIMEOUT};
 use crate::reply::Reply;
 use crate::shared::Shared;
@@ -88,18 +87,16 @@ struct Serving {
 /// going away, and waits for them at most `shutdown_timeout`.
 ///
 /// Each thread runs a single-threaded runtime of its own and accepts from
-/// the same listening socket; a connection stays on the thread that
-/// accepted it. No task ever moves between threads and no thread wakes
-/// another, which costs the least CPU per request: the model of one Redis
-/// per core. This thread is the first of them, and the one that waits for
-/// `stop`: call it from inside a single-threaded runtime.
+/// the same listening socket; a connection is served by one thread at a
+/// time, and no thread wakes another per request, which costs the least
+/// CPU per request: the model of one Redis per core. This thread is the
+/// first of them, and the one that waits for `stop`: call it from inside a
+/// single-threaded runtime.
 ///
-/// The first thread always accepts; the others accept only while it is
-/// busy, or held by a hook ([`Spread`]). Spreading connections over threads
-/// that have little to do costs CPU for nothing: each thread's poll finds
-/// fewer ready sockets, and the threads take turns on the cores. So the
-/// connections of a lightly loaded host share one thread, and new ones go
-/// to the other threads, and cores, once that thread has work enough.
+/// The first thread always accepts; another accepts too while the first
+/// is busy and a core is free, or while a hook holds it, and waiting
+/// connections move off a thread that is busy while a core is free, or
+/// held (`crate::balance`, `crate::handover`).
 pub async fn run(
     listener: Listeners,
     threads: usize,
@@ -122,7 +119,8 @@ pub async fn run(
     {
         l.set_nonblocking(true)?;
     }
-    let (spread, gate) = tokio::sync::watch::channel(false);
+    let stopper = serving.clone();
+    let gate = balance::start(Arc::clone(&serving.shared), threads > 1)?;
     let mut others = Vec::new();
     for index in 1..threads.max(1) {
         let thread = serving.spawn_thread(index, listener.try_clone()?, Some(gate.clone()))?;
@@ -134,8 +132,6 @@ pub async fn run(
         others.push(serving.spawn_thread(1, listener.try_clone()?, Some(gate.clone()))?);
     }
     let listener = listener.into_tokio()?;
-    let stopper = serving.clone();
-    Spread::start(spread, threads > 1)?;
     tokio::select! {
         () = serving.serve_until_stopped(listener, 0, None) => {}
         () = async {
@@ -234,140 +230,35 @@ impl Serving {
 
     /// Takes over, for serving thread `thread`, the waiting connections of
     /// each held serving thread named on `moves` ([`crate::handover`]).
-    async fn take_over(&self, thread: usize, mut moves: mpsc::UnboundedReceiver<usize>) {
-        while let Some(from) = moves.recv().await {
-            let moved = handover::take_over(&self.shared.registry, from, thread, |conn| {
-                self.tracker.spawn(conn.resume());
-            });
-            if moved == 0 {
-                // The thread was free again before this one looked.
-                debug!(from, to = thread, "no waiting connections to move");
-                continue;
-            }
-            warn!(
-                from,
-                to = thread,
-                moved,
-                "a hook holds serving thread {from}: its waiting connections move to thread {thread}"
-            );
-        }
-    }
-}
-
-/// Whether the threads after the first accept connections.
-type Gate = tokio::sync::watch::Receiver<bool>;
-
-/// Opens the gate of the other threads while the first thread is busy, or
-/// stuck in a hook.
-///
-/// It watches from a thread of its own: from the first thread itself, a
-/// hook holding that thread would hold the watching too.
-struct Spread {
-    open: tokio::sync::watch::Sender<bool>,
-    /// The first thread's CPU clock.
-    clock: libc::clockid_t,
-    /// Counted up by the first thread every [`Spread::BEAT`]: a count that
-    /// stands still means the thread is held, whatever its CPU use.
-    beats: Arc<AtomicU64>,
-    /// Whether a busy first thread opens the gate; else only a held one
-    /// does (the other thread is a spare: `worker_threads = 1`).
-    when_busy: bool,
-}
-
-impl Spread {
-    /// How often the first thread is looked at...
-    const EVERY: Duration = Duration::from_millis(100);
-    /// ...and how often it counts a beat when it is free to.
-    const BEAT: Duration = Duration::from_millis(20);
-    /// Busier than this (share of its time on the CPU), it shares new
-    /// connections; less busy than `CLOSE`, it keeps them.
-    const OPEN: f64 = 0.75;
-    const CLOSE: f64 = 0.40;
-
-    /// Starts watching the calling thread, the first serving thread.
-    fn start(open: tokio::sync::watch::Sender<bool>, when_busy: bool) -> io::Result<()> {
-        let mut clock: libc::clockid_t = 0;
-        // SAFETY: writes the clock id of this thread into `clock`.
-        if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } != 0 {
-            // Without the first thread's clock, every thread accepts.
-            open.send_replace(when_busy);
-            return Ok(());
-        }
-        let beats = Arc::new(AtomicU64::new(0));
-        let beating = Arc::clone(&beats);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Self::BEAT);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                beating.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-        let spread = Spread {
-            open,
-            clock,
-            beats,
-            when_busy,
-        };
-        std::thread::Builder::new()
-            .name("spread".into())
-            .spawn(move || spread.watch())
-            .map(drop)
-    }
-
-    fn watch(self) {
-        let mut last = (Instant::now(), self.cpu_time(), 0);
-        // Until every serving thread has stopped listening to the gate.
-        while !self.open.is_closed() {
-            std::thread::sleep(Self::EVERY);
-            let Some(cpu) = self.cpu_time() else {
-                return;
+    async fn take_over(&self, thread: usize, mut moves: mpsc::UnboundedReceiver<Move>) {
+        while let Some(request) = moves.recv().await {
+            let (from, fraction) = match request {
+                Move::Held { from } => (from, None),
+                Move::Share(share) => (share.from, Some(share.fraction)),
             };
-            let now = (
-                Instant::now(),
-                Some(cpu),
-                self.beats.load(Ordering::Relaxed),
-            );
-            let wall = now.0.duration_since(last.0).as_secs_f64();
-            let busy = match last.1 {
-                Some(before) if wall > 0.0 => cpu.saturating_sub(before).as_secs_f64() / wall,
-                _ => 1.0,
-            };
-            let stuck = now.2 == last.2;
-            last = now;
-            let open = *self.open.borrow();
-            let busy_opens = self.when_busy && busy > Self::OPEN;
-            let busy_keeps = self.when_busy && busy >= Self::CLOSE;
-            if !open && (busy_opens || stuck) {
-                debug!(busy, stuck, "first thread busy: all threads accept");
-                self.open.send_replace(true);
-            } else if open && !busy_keeps && !stuck {
-                debug!(busy, "first thread idle enough: it alone accepts");
-                self.open.send_replace(false);
+            let moved =
+                handover::take_over(&self.shared.registry, from, thread, fraction, |conn| {
+                    self.tracker.spawn(conn.resume());
+                });
+            match request {
+                // The thread was free again, or every connection on it
+                // busy, before this one looked.
+                _ if moved == 0 => debug!(from, to = thread, "no waiting connections to move"),
+                Move::Held { .. } => warn!(
+                    from,
+                    to = thread,
+                    moved,
+                    "a hook holds serving thread {from}: its waiting connections move to thread {thread}"
+                ),
+                Move::Share(_) => info!(
+                    from,
+                    to = thread,
+                    moved,
+                    "serving thread {from} is busy and a core is free: some of its waiting connections move to thread {thread}"
+                ),
             }
         }
     }
-
-    /// CPU time of the first thread so far.
-    fn cpu_time(&self) -> Option<Duration> {
-        let mut t = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes the timespec we own.
-        if unsafe { libc::clock_gettime(self.clock, &mut t) } != 0 {
-            return None;
-        }
-        Some(Duration::new(
-            u64::try_from(t.tv_sec).ok()?,
-            u32::try_from(t.tv_nsec).ok()?,
-        ))
-    }
-}
-
-/// Waits until `gate` is open; false if it is gone.
-async fn opened(gate: &mut Gate) -> bool {
-    gate.wait_for(|open| *open).await.is_ok()
 }
 
 /// Accepts connections on serving thread number `thread` (0 is the first).
@@ -391,13 +282,13 @@ async fn accept_loop(
         let accepted = match gate.as_mut() {
             None => listener.accept().await,
             Some(gate) => {
-                if !opened(gate).await {
+                if gate.wait_for(|a| a.admits(thread)).await.is_err() {
                     return;
                 }
                 tokio::select! {
                     accepted = listener.accept() => accepted,
                     // Closed again while waiting: back to waiting for it.
-                    _ = gate.wait_for(|open| !*open) => continue,
+                    _ = gate.wait_for(|a| !a.admits(thread)) => continue,
                 }
             }
         };

@@ -10,6 +10,7 @@
 //! | `SPIN <ms>`   | busy-loops `ms` milliseconds, then `MSG spun <ms>`      |
 //! | `SLOW <ms>`   | sleeps `ms` milliseconds, declared `.blocking()`, then `MSG slept <ms>` |
 //! | `OK`          | `MSG ok`                                                |
+//! | `WORK <us>`   | busy-loops `us` microseconds, then `MSG worked <us>`: quick, but all CPU |
 //!
 //! `STALL` and `SPIN` are not declared `.blocking()` on purpose: that is
 //! the mistake the host has to survive.
@@ -38,11 +39,13 @@ impl Plugin for Crashkit {
             Hook::new(r"SPIN (\d+)", Crashkit::spin),
             Hook::new(r"SLOW (\d+)", Crashkit::slow).blocking(),
             Hook::new("OK", Crashkit::ok),
+            Hook::new(r"WORK (\d+)", Crashkit::work),
         ]
     }
 }
 
-/// The milliseconds in the request's first group.
+/// The number in the request's first group: milliseconds, or for `WORK`
+/// microseconds.
 fn millis(req: &Request<'_>) -> Result<u64, std::num::ParseIntError> {
     req.group(1).unwrap_or("0").parse()
 }
@@ -53,6 +56,15 @@ fn sleep(req: &Request<'_>, reply: &mut Reply<'_>, verb: &str) -> HookResult {
     std::thread::sleep(Duration::from_millis(ms));
     reply.line(format_args!("MSG {verb} {ms}"));
     Ok(())
+}
+
+/// Keeps the thread on the CPU for `time`.
+fn busy_loop(time: Duration) {
+    let until = Instant::now() + time;
+    let mut turns: u64 = 0;
+    while Instant::now() < until {
+        turns = black_box(turns.wrapping_add(1));
+    }
 }
 
 /// Recurses without end; `black_box` keeps the optimizer from turning the
@@ -94,12 +106,15 @@ impl Crashkit {
 
     fn spin(&self, req: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
         let ms = millis(req)?;
-        let until = Instant::now() + Duration::from_millis(ms);
-        let mut turns: u64 = 0;
-        while Instant::now() < until {
-            turns = black_box(turns.wrapping_add(1));
-        }
+        busy_loop(Duration::from_millis(ms));
         reply.line(format_args!("MSG spun {ms}"));
+        Ok(())
+    }
+
+    fn work(&self, req: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
+        let us = millis(req)?;
+        busy_loop(Duration::from_micros(us));
+        reply.line(format_args!("MSG worked {us}"));
         Ok(())
     }
 

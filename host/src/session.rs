@@ -7,7 +7,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use abi_stable::std_types::{RSome, RStr, RString};
-use bytes::BytesMut;
 use plugin_api::abi::{ClientFfi, Outcome, PendingBox, Span};
 use tracing::{debug, warn};
 
@@ -78,11 +77,12 @@ pub enum Action {
         topic: Option<String>,
     },
     /// Run route `route` of `dispatcher` on `line` on a blocking thread
-    /// (`blocking_call::call`).
+    /// (`blocking_call::call`). A copy of the line: the connection's input
+    /// buffer, where the line was, moves on while the call runs.
     Blocking {
         dispatcher: Arc<Dispatcher>,
         route: usize,
-        line: BytesMut,
+        line: Arc<str>,
     },
     /// The hook answers later: wait for `reply` before answering anything
     /// else on this connection.
@@ -156,7 +156,7 @@ impl Session {
 
     /// Answers one frame, appending the reply to `out`, unless the hook
     /// must run where blocking is allowed or answers later.
-    pub fn respond(&mut self, frame: Frame, tables: &TableInForce) -> Action {
+    pub fn respond(&mut self, frame: Frame<'_>, tables: &TableInForce) -> Action {
         let line = match frame {
             Frame::Line(line) => line,
             Frame::TooLong => {
@@ -164,7 +164,8 @@ impl Session {
                 return self.reply(Reply::LineTooLong { max });
             }
         };
-        let Ok(text) = std::str::from_utf8(&line) else {
+        // Checked once here, whichever hooks the line then goes through.
+        let Ok(text) = std::str::from_utf8(line) else {
             return self.reply(Reply::InvalidUtf8);
         };
         // An `AUTH` line holds the admin secret, or a near miss of it.
@@ -202,16 +203,12 @@ impl Session {
             self.version = version;
         }
         let target = self.states.table().target(text);
-        self.dispatch(target, line)
+        self.dispatch(target, text)
     }
 
     /// Runs `line` through the table from `target` on, until a hook
     /// answers it or must run elsewhere.
-    pub fn dispatch(&mut self, mut target: Target, line: BytesMut) -> Action {
-        // Checked once here, whichever hooks the line then goes through.
-        let Ok(text) = std::str::from_utf8(&line) else {
-            return self.reply(Reply::InvalidUtf8);
-        };
+    pub fn dispatch(&mut self, mut target: Target, text: &str) -> Action {
         loop {
             let route = match target {
                 Target::Hook(route) => route,
@@ -232,7 +229,7 @@ impl Session {
                 return Action::Blocking {
                     dispatcher: Arc::clone(table),
                     route,
-                    line,
+                    line: Arc::from(text),
                 };
             }
             let start = self.out.len();
@@ -261,12 +258,11 @@ impl Session {
     pub fn after_blocking(
         &mut self,
         route: usize,
-        line: BytesMut,
+        line: &str,
         start: usize,
         result: Result<Outcome, CallError>,
     ) -> Action {
-        let text = std::str::from_utf8(&line).unwrap_or_default();
-        match self.after_call(route, text, start, result) {
+        match self.after_call(route, line, start, result) {
             Next::Done(action) => action,
             Next::Declined(next) => self.dispatch(next, line),
         }

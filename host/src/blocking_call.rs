@@ -95,7 +95,7 @@ pub fn start(
                 route,
                 &thread_line,
                 &mut spans,
-                client.ffi(),
+                &client,
                 &mut state,
                 &mut out,
             )

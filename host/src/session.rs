@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use abi_stable::std_types::{RSome, RStr, RString};
+use abi_stable::std_types::{RNone, ROk, RSome, RStr, RString};
 use plugin_api::abi::{ClientFfi, Outcome, PendingBox, Span};
 use tracing::{debug, warn};
 
@@ -238,14 +238,37 @@ impl Session {
                 // the thread and sends the hook to blocking threads.
                 let _mark = call_slots::enter(route, None);
                 let timed = stats::sample();
-                let client = self.client.ffi();
-                let (table, state) = self.states.split(plugin, &client);
-                let result = table.call(route, text, &mut self.spans, client, state, &mut self.out);
+                let (table, state) = self.states.split(plugin, &self.client);
+                let result = table.call_raw(
+                    route,
+                    text,
+                    &mut self.spans,
+                    &self.client,
+                    state,
+                    &mut self.out,
+                );
                 if let Some(started) = timed {
                     table.stats(route).latency.record(started.elapsed());
                 }
                 result
             };
+            // The usual outcome, a reply and nothing more, read field by
+            // field where the plugin left it (`Dispatcher::call_raw`); the
+            // rest as `after_call` says.
+            if let ROk(Outcome {
+                close,
+                decline: false,
+                later: RNone,
+            }) = &result
+            {
+                frame_reply(&mut self.out, start);
+                return if *close {
+                    Action::Close
+                } else {
+                    Action::Continue
+                };
+            }
+            let result = self.states.table().outcome(route, result);
             match self.after_call(route, text, start, result) {
                 Next::Done(action) => return action,
                 Next::Declined(next) => target = next,

@@ -10,7 +10,6 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use host::framing::LineDecoder;
 use host::session::Session;
 use host::table_in_force::TableInForce;
-use tokio_util::codec::Decoder;
 
 fn framing(c: &mut Criterion) {
     let batch: Vec<u8> = "HELLO\r\nECHO some text here\n".repeat(32).into_bytes();
@@ -22,9 +21,10 @@ fn framing(c: &mut Criterion) {
         b.iter(|| {
             buf.extend_from_slice(black_box(&batch));
             let mut n = 0;
-            while let Ok(Some(_)) = decoder.decode(&mut buf) {
+            while decoder.decode(&buf).is_some() {
                 n += 1;
             }
+            decoder.consume(&mut buf);
             n
         })
     });
@@ -37,9 +37,10 @@ fn framing(c: &mut Criterion) {
         let mut buf = BytesMut::with_capacity(hellos.len());
         b.iter(|| {
             buf.extend_from_slice(black_box(&hellos));
-            while let Ok(Some(frame)) = session.decoder.decode(&mut buf) {
+            while let Some(frame) = session.decoder.decode(&buf) {
                 let _ = session.respond(frame, &dispatch);
             }
+            session.decoder.consume(&mut buf);
             let n = session.out.len();
             session.out.clear();
             n

@@ -21,14 +21,7 @@ fn hello_once(table: &Dispatcher, route: usize) -> bool {
     // hello keeps no state: this costs no allocation.
     let mut state = plugin.connect(&client.ffi());
     let ok = table
-        .call(
-            route,
-            "HELLO",
-            &mut spans,
-            client.ffi(),
-            &mut state,
-            &mut out,
-        )
+        .call(route, "HELLO", &mut spans, &client, &mut state, &mut out)
         .is_ok();
     plugin.disconnect(&client.ffi(), state);
     ok
@@ -52,7 +45,7 @@ fn plugin_call(c: &mut Criterion) {
                     route,
                     black_box("HELLO"),
                     &mut spans,
-                    client.ffi(),
+                    &client,
                     &mut state,
                     &mut out,
                 )

@@ -16,7 +16,6 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use abi_stable::std_types::RString;
-use bytes::BytesMut;
 use plugin_api::abi::{Outcome, StatePtr};
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Sleep;
@@ -44,7 +43,7 @@ type Ran = (
 pub struct InFlight {
     dispatcher: Arc<Dispatcher>,
     route: usize,
-    line: BytesMut,
+    line: Arc<str>,
     client: ClientInfo,
     handback: Arc<Handback>,
     /// Until the call has been answered for.
@@ -58,7 +57,7 @@ pub fn start(
     session: &mut Session,
     dispatcher: Arc<Dispatcher>,
     route: usize,
-    line: BytesMut,
+    line: Arc<str>,
     max_abandoned: usize,
 ) -> Result<Box<InFlight>, Action> {
     let plugin_index = dispatcher.route(route).plugin;
@@ -79,7 +78,7 @@ pub fn start(
     let handback = Arc::new(Handback::default());
     let on_thread = Arc::clone(&dispatcher);
     let thread_handback = Arc::clone(&handback);
-    let thread_line = line.clone();
+    let thread_line = Arc::clone(&line);
     let handle = tokio::task::spawn_blocking(move || {
         // Held until the call is over, timed out or not: a plugin's
         // abandoned calls still count against its bound.
@@ -92,12 +91,14 @@ pub fn start(
         // Plugin panics are caught in the plugin; this guards the host's
         // own code around the call.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            match std::str::from_utf8(&thread_line) {
-                Ok(text) => {
-                    on_thread.call(route, text, &mut spans, client.ffi(), &mut state, &mut out)
-                }
-                Err(_) => Err(CallError::Failed("invalid UTF-8".into())),
-            }
+            on_thread.call(
+                route,
+                &thread_line,
+                &mut spans,
+                &client,
+                &mut state,
+                &mut out,
+            )
         }));
         thread_handback.give(state, &on_thread, plugin_index, &client);
         (out, result, started.elapsed())
@@ -154,8 +155,7 @@ impl InFlight {
         dispatcher.stats(route).latency.record(took);
         let start = session.out.len();
         session.out.push_str(&out);
-        let line = std::mem::take(&mut self.line);
-        session.after_blocking(route, line, start, result)
+        session.after_blocking(route, &self.line, start, result)
     }
 
     fn timed_out(&mut self, session: &mut Session) -> Action {

@@ -20,7 +20,6 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
-use tokio_util::codec::Decoder;
 use tracing::{info, warn};
 
 use crate::admin_commands::{self, Access};
@@ -95,13 +94,23 @@ struct Pending {
     deadline: Pin<Box<Sleep>>,
 }
 
+/// Where in the input buffer [`Connection::answer`] looks for a request.
+#[derive(Clone, Copy)]
+enum Input {
+    /// The next complete line.
+    Lines,
+    /// What is left after the client closed its side, line ending or not.
+    Last,
+}
+
 /// How far a request got without waiting.
 enum Answer {
     /// Answered, or its call is in flight; true if the connection must
     /// close.
     Done(bool),
-    /// An admin command, which may wait for the supervisor.
-    Admin(Frame),
+    /// An admin command, which may wait for the supervisor: a copy of the
+    /// line, since more input may be read into the buffer meanwhile.
+    Admin(Box<[u8]>),
 }
 
 impl Connection {
@@ -262,11 +271,11 @@ impl Connection {
     async fn answer_batch(&mut self) -> io::Result<Option<End>> {
         let mut answered = false;
         while self.pending.is_none() && self.blocking.is_none() {
-            let Some(frame) = self.session.decoder.decode(&mut self.input)? else {
+            let Some(answer) = self.answer(Input::Lines) else {
                 break;
             };
             answered = true;
-            let close = match self.answer(frame) {
+            let close = match answer {
                 Answer::Done(close) => close,
                 // Boxed: its waits would otherwise take room in every
                 // connection's future.
@@ -280,6 +289,8 @@ impl Connection {
                 self.flush().await?;
             }
         }
+        // The lines answered were borrowed from the buffer until now.
+        self.session.decoder.consume(&mut self.input);
         self.count_requests();
         if answered {
             // The idle time restarts on complete lines only, so a client
@@ -424,8 +435,9 @@ impl Connection {
             End::ClientClosed => {
                 // Answer a last line sent without a line ending, for
                 // clients that half-close after writing.
-                if let Some(frame) = self.session.decoder.finish(&mut self.input) {
-                    if let slow @ Answer::Admin(_) = self.answer(frame) {
+                if let Some(answer) = self.answer(Input::Last) {
+                    self.session.decoder.consume(&mut self.input);
+                    if let slow @ Answer::Admin(_) = answer {
                         Box::pin(self.answer_slow(slow)).await;
                     }
                     std::future::poll_fn(|cx| self.poll_blocking(cx)).await;
@@ -451,34 +463,41 @@ impl Connection {
         }
     }
 
-    /// Answers one frame at once if it can; what must wait (an admin
-    /// command, a call on a blocking thread) is left to
-    /// [`Connection::answer_slow`].
-    fn answer(&mut self, frame: Frame) -> Answer {
+    /// Answers the next frame in the input buffer, if there is one, at
+    /// once if it can; what must wait (an admin command, a call on a
+    /// blocking thread) is left to [`Connection::answer_slow`]. The frame
+    /// is borrowed from the buffer, which therefore holds on to it until
+    /// the decoder's `consume`.
+    fn answer(&mut self, input: Input) -> Option<Answer> {
+        let decoder = &mut self.session.decoder;
+        let frame = match input {
+            Input::Lines => decoder.decode(&self.input)?,
+            Input::Last => decoder.finish(&self.input)?,
+        };
         self.uncounted += 1;
-        if let Frame::Line(line) = &frame
+        if let Frame::Line(line) = frame
             && admin_commands::is_one(line)
         {
-            return Answer::Admin(frame);
+            return Some(Answer::Admin(line.into()));
         }
         let action = self.session.respond(frame, &self.shared.dispatch);
-        Answer::Done(self.act(action))
+        Some(Answer::Done(self.act(action)))
     }
 
     /// Finishes what [`Connection::answer`] could not; true if the
     /// connection must close.
     async fn answer_slow(&mut self, answer: Answer) -> bool {
-        let frame = match answer {
+        let line = match answer {
             Answer::Done(close) => return close,
-            Answer::Admin(frame) => frame,
+            Answer::Admin(line) => line,
         };
-        if let Frame::Line(line) = &frame
-            && admin_commands::answer(line, &mut self.admin, &self.shared, &mut self.session.out)
-                .await
+        if admin_commands::answer(&line, &mut self.admin, &self.shared, &mut self.session.out).await
         {
             return false;
         }
-        let action = self.session.respond(frame, &self.shared.dispatch);
+        let action = self
+            .session
+            .respond(Frame::Line(&line), &self.shared.dispatch);
         self.act(action)
     }
 

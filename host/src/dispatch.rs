@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use abi_stable::std_types::{RResult, RStr, RString};
-use plugin_api::abi::{ClientFfi, GroupName, HookFailure, Outcome, RequestFfi, Span, StatePtr};
+use plugin_api::abi::{GroupName, HookFailure, Outcome, RequestFfi, Span, StatePtr};
 use regex_automata::meta;
 use regex_automata::{Input, MatchKind};
 use regex_syntax::hir::{Hir, HirKind, Look};
@@ -26,6 +26,7 @@ use regex_syntax::hir::{Hir, HirKind, Look};
 use crate::pattern::explain_build_error;
 use crate::placement::Placement;
 use crate::plugins::{LoadedPlugin, escape};
+use crate::session::ClientInfo;
 use crate::stats::HookStats;
 
 /// The largest automaton the combined patterns may compile to. Each pattern
@@ -267,10 +268,27 @@ impl Dispatcher {
         index: usize,
         line: &str,
         spans: &mut Vec<Span>,
-        client: ClientFfi<'_>,
+        client: &ClientInfo,
         state: &mut StatePtr,
         out: &mut RString,
     ) -> Result<Outcome, CallError> {
+        let result = self.call_raw(index, line, spans, client, state, out);
+        self.outcome(index, result)
+    }
+
+    /// [`Dispatcher::call`], its result as the plugin left it, to be read
+    /// in place: copied whole right after the plugin wrote it, it would be
+    /// read back with wider loads than it was written with, which wait for
+    /// the writes to finish. [`Dispatcher::outcome`] makes it a `Result`.
+    pub fn call_raw(
+        &self,
+        index: usize,
+        line: &str,
+        spans: &mut Vec<Span>,
+        client: &ClientInfo,
+        state: &mut StatePtr,
+        out: &mut RString,
+    ) -> RResult<Outcome, HookFailure> {
         let route = &self.routes[index];
         spans.clear();
         if route.groups <= 1 {
@@ -293,11 +311,12 @@ impl Dispatcher {
             line: RStr::from_str(line),
             groups: spans.as_slice().into(),
             names: route.names.as_slice().into(),
-            client,
+            // Made here, in place, from fields written long ago.
+            client: client.ffi(),
         };
         let plugin = &self.plugins[route.plugin];
         plugin.stats.hooks[route.hook].calls.add();
-        self.outcome(index, plugin.object.call(route.hook, &request, state, out))
+        plugin.object.call(route.hook, &request, state, out)
     }
 
     /// A hook's result, from a call or from a pending reply, as the host

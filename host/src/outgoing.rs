@@ -36,9 +36,9 @@ pub fn frame_reply(out: &mut RString, start: usize) {
         out.push_str(EMPTY_REPLY);
         return;
     }
-    // The common case, one plain line, is left as it is.
-    let lines = reply.iter().filter(|&&b| b == b'\n').count();
-    if lines == 1 && !looks_like_marker(reply) {
+    // The common case, one plain line, is left as it is: its first line
+    // ending is its last byte.
+    if memchr::memchr(b'\n', reply) == Some(reply.len() - 1) && !looks_like_marker(reply) {
         return;
     }
     let text = out.as_str()[start..].to_owned();

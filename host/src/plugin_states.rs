@@ -7,6 +7,7 @@ use std::sync::Arc;
 use plugin_api::abi::{ClientFfi, StatePtr};
 
 use crate::dispatch::Dispatcher;
+use crate::session::ClientInfo;
 
 /// A connection's states, one per plugin of the table they were made for.
 pub struct PluginStates {
@@ -63,10 +64,10 @@ impl PluginStates {
     }
 
     /// The table, and the state of plugin `plugin` for a call on this thread.
-    pub fn split(&mut self, plugin: usize, client: &ClientFfi<'_>) -> (&Dispatcher, &mut StatePtr) {
+    pub fn split(&mut self, plugin: usize, client: &ClientInfo) -> (&Dispatcher, &mut StatePtr) {
         let table = &self.table;
         let state = self.states[plugin]
-            .get_or_insert_with(|| table.plugins()[plugin].object.connect(client));
+            .get_or_insert_with(|| table.plugins()[plugin].object.connect(&client.ffi()));
         (table, state)
     }
 

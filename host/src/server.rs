@@ -197,6 +197,9 @@ impl Serving {
         gate: Option<Gate>,
     ) {
         let moves = self.shared.threads.enter(thread);
+        // Every request is counted on this thread, which lives as long as
+        // the process: cheaper in a shard of its own.
+        crate::stats::own_a_shard();
         let tls = async {
             match &listener.tls {
                 Some((l, tls)) => accept_loop(l, self, thread, gate.clone(), Some(tls)).await,

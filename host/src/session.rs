@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use abi_stable::std_types::{RSome, RStr, RString};
-use bytes::BytesMut;
+use abi_stable::std_types::{RNone, ROk, RSome, RStr, RString};
 use plugin_api::abi::{ClientFfi, Outcome, PendingBox, Span};
 use tracing::{debug, warn};
 
@@ -78,11 +77,12 @@ pub enum Action {
         topic: Option<String>,
     },
     /// Run route `route` of `dispatcher` on `line` on a blocking thread
-    /// (`blocking_call::call`).
+    /// (`blocking_call::call`). A copy of the line: the connection's input
+    /// buffer, where the line was, moves on while the call runs.
     Blocking {
         dispatcher: Arc<Dispatcher>,
         route: usize,
-        line: BytesMut,
+        line: Arc<str>,
     },
     /// The hook answers later: wait for `reply` before answering anything
     /// else on this connection.
@@ -156,7 +156,7 @@ impl Session {
 
     /// Answers one frame, appending the reply to `out`, unless the hook
     /// must run where blocking is allowed or answers later.
-    pub fn respond(&mut self, frame: Frame, tables: &TableInForce) -> Action {
+    pub fn respond(&mut self, frame: Frame<'_>, tables: &TableInForce) -> Action {
         let line = match frame {
             Frame::Line(line) => line,
             Frame::TooLong => {
@@ -164,7 +164,8 @@ impl Session {
                 return self.reply(Reply::LineTooLong { max });
             }
         };
-        let Ok(text) = std::str::from_utf8(&line) else {
+        // Checked once here, whichever hooks the line then goes through.
+        let Ok(text) = std::str::from_utf8(line) else {
             return self.reply(Reply::InvalidUtf8);
         };
         // An `AUTH` line holds the admin secret, or a near miss of it.
@@ -202,16 +203,12 @@ impl Session {
             self.version = version;
         }
         let target = self.states.table().target(text);
-        self.dispatch(target, line)
+        self.dispatch(target, text)
     }
 
     /// Runs `line` through the table from `target` on, until a hook
     /// answers it or must run elsewhere.
-    pub fn dispatch(&mut self, mut target: Target, line: BytesMut) -> Action {
-        // Checked once here, whichever hooks the line then goes through.
-        let Ok(text) = std::str::from_utf8(&line) else {
-            return self.reply(Reply::InvalidUtf8);
-        };
+    pub fn dispatch(&mut self, mut target: Target, text: &str) -> Action {
         loop {
             let route = match target {
                 Target::Hook(route) => route,
@@ -232,7 +229,7 @@ impl Session {
                 return Action::Blocking {
                     dispatcher: Arc::clone(table),
                     route,
-                    line,
+                    line: Arc::from(text),
                 };
             }
             let start = self.out.len();
@@ -241,14 +238,37 @@ impl Session {
                 // the thread and sends the hook to blocking threads.
                 let _mark = call_slots::enter(route, None);
                 let timed = stats::sample();
-                let client = self.client.ffi();
-                let (table, state) = self.states.split(plugin, &client);
-                let result = table.call(route, text, &mut self.spans, client, state, &mut self.out);
+                let (table, state) = self.states.split(plugin, &self.client);
+                let result = table.call_raw(
+                    route,
+                    text,
+                    &mut self.spans,
+                    &self.client,
+                    state,
+                    &mut self.out,
+                );
                 if let Some(started) = timed {
                     table.stats(route).latency.record(started.elapsed());
                 }
                 result
             };
+            // The usual outcome, a reply and nothing more, read field by
+            // field where the plugin left it (`Dispatcher::call_raw`); the
+            // rest as `after_call` says.
+            if let ROk(Outcome {
+                close,
+                decline: false,
+                later: RNone,
+            }) = &result
+            {
+                frame_reply(&mut self.out, start);
+                return if *close {
+                    Action::Close
+                } else {
+                    Action::Continue
+                };
+            }
+            let result = self.states.table().outcome(route, result);
             match self.after_call(route, text, start, result) {
                 Next::Done(action) => return action,
                 Next::Declined(next) => target = next,
@@ -261,12 +281,11 @@ impl Session {
     pub fn after_blocking(
         &mut self,
         route: usize,
-        line: BytesMut,
+        line: &str,
         start: usize,
         result: Result<Outcome, CallError>,
     ) -> Action {
-        let text = std::str::from_utf8(&line).unwrap_or_default();
-        match self.after_call(route, text, start, result) {
+        match self.after_call(route, line, start, result) {
             Next::Done(action) => action,
             Next::Declined(next) => self.dispatch(next, line),
         }

@@ -5,7 +5,7 @@ use std::fmt::Display;
 use abi_stable::std_types::RString;
 
 use crate::later::{Later, PendingShared};
-use crate::line::push_line;
+use crate::line::{push_line, push_str_line};
 use crate::push::Pusher;
 
 /// Reply lines being written by a hook handler, and what else the handler
@@ -54,6 +54,14 @@ impl<'a, S> Reply<'a, S> {
     /// exactly one line on the wire.
     pub fn line(&mut self, text: impl Display) -> &mut Self {
         push_line(self.out, text);
+        self
+    }
+
+    /// Appends one reply line, as [`Reply::line`] does, for text that is a
+    /// `&str` already (a reply built once, a `String` field): copied as it
+    /// is, it costs less than through `Display`.
+    pub fn line_str(&mut self, text: &str) -> &mut Self {
+        push_str_line(self.out, text);
         self
     }
 

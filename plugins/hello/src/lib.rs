@@ -31,7 +31,7 @@ impl Plugin for Hello {
 
 impl Hello {
     fn hello(&self, _: &Request<'_>, reply: &mut Reply<'_>) -> HookResult {
-        reply.line(&self.greeting);
+        reply.line_str(&self.greeting);
         Ok(())
     }
 }

@@ -208,6 +208,31 @@ fn decide(load: &Load, now: Accepting, spread: bool) -> (Accepting, Option<Share
     (accepting, share)
 }
 
+/// [`decide`] over the whole window, where each look of it agrees: the
+/// start of a load, whose first looks still count the idle time before it,
+/// is no reason to spread, nor a moment's lull in another program.
+fn decide_steady(
+    window: &Load,
+    looks: &[Load],
+    now: Accepting,
+    spread: bool,
+) -> (Accepting, Option<Share>) {
+    let (mut accepting, mut share) = decide(window, now, spread);
+    let each: Vec<_> = looks.iter().map(|l| decide(l, now, spread)).collect();
+    let opens = now == Accepting::First && matches!(accepting, Accepting::FirstAnd(_));
+    if opens && !each.iter().all(|(a, _)| matches!(a, Accepting::FirstAnd(_))) {
+        accepting = Accepting::First;
+    }
+    if let Some(s) = share
+        && !each
+            .iter()
+            .all(|(_, l)| l.is_some_and(|l| l.from == s.from && l.to == s.to))
+    {
+        share = None;
+    }
+    (accepting, share)
+}
+
 impl Balancer {
     fn look(&mut self) -> Look {
         Look {
@@ -236,9 +261,13 @@ impl Balancer {
             let (Some(first), Some(last)) = (looks.front(), looks.back()) else {
                 continue;
             };
-            let load = Load::between(first, last, stuck, looks.len() == WINDOW + 1);
+            let full = looks.len() == WINDOW + 1;
+            let load = Load::between(first, last, stuck, full);
+            let each: Vec<_> = (1..looks.len())
+                .map(|i| Load::between(&looks[i - 1], &looks[i], stuck, full))
+                .collect();
             let now = *self.gate.borrow();
-            let (accepting, share) = decide(&load, now, self.spread);
+            let (accepting, share) = decide_steady(&load, &each, now, self.spread);
             if accepting != now {
                 debug!(?load, ?accepting, "serving threads accepting");
                 self.gate.send_replace(accepting);
@@ -266,7 +295,7 @@ impl Balancer {
 
 #[cfg(test)]
 mod tests {
-    use super::{Accepting, Load, Share, decide};
+    use super::{Accepting, Load, Share, decide, decide_steady};
 
     fn load(busy: &[f64], idle_cores: Option<f64>) -> Load {
         Load {
@@ -329,6 +358,38 @@ mod tests {
             decide(&load(&[1.0, 0.0], Some(1.0)), Accepting::All, false),
             (Accepting::First, None)
         );
+    }
+
+    #[test]
+    fn only_a_steady_load_spreads_not_the_start_of_one() {
+        // The first thread got busy in the window's last looks; the idle
+        // time of its first looks is from before the load.
+        let looks = [
+            load(&[0.0, 0.0], Some(2.0)),
+            load(&[0.9, 0.0], Some(1.0)),
+            load(&[1.0, 0.0], Some(0.1)),
+            load(&[1.0, 0.0], Some(0.0)),
+            load(&[1.0, 0.0], Some(0.1)),
+        ];
+        let window = load(&[0.78, 0.0], Some(0.64));
+        assert_eq!(
+            decide(&window, Accepting::First, true).1.map(|s| s.to),
+            Some(1),
+            "the window alone would spread"
+        );
+        let steady = decide_steady(&window, &looks, Accepting::First, true);
+        assert_eq!(steady, (Accepting::First, None));
+        // Busy with a core free in every look: it spreads.
+        let looks = [load(&[0.95, 0.1], Some(0.8)), load(&[1.0, 0.0], Some(0.9))];
+        let window = load(&[0.97, 0.05], Some(0.85));
+        let (accepting, share) = decide_steady(&window, &looks, Accepting::First, true);
+        assert_eq!(accepting, Accepting::FirstAnd(1));
+        assert_eq!(share.map(|s| (s.from, s.to)), Some((0, 1)));
+        // Once open, one look without a spare core does not close it.
+        let looks = [load(&[0.95, 0.5], Some(0.3)), load(&[0.95, 0.5], Some(0.1))];
+        let window = load(&[0.95, 0.5], Some(0.2));
+        let open = Accepting::FirstAnd(1);
+        assert_eq!(decide_steady(&window, &looks, open, true).0, open);
     }
 
     #[test]

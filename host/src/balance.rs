@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tracing::{debug, trace};
 
 use crate::handover::Share;
-use crate::idle_cores::IdleCores;
+use crate::idle_cores::{Idle, IdleCores};
 use crate::shared::Shared;
 
 /// How often the balancer looks...
@@ -41,9 +41,14 @@ const SPARE_GONE: f64 = 0.15;
 /// A thread this busy gives waiting connections to one below `COOL`.
 const HOT: f64 = 0.75;
 const COOL: f64 = 0.5;
-/// Connections do not move back to a thread they came from sooner than
-/// this: a load that moves with them would otherwise go to and fro.
+/// A thread that gave connections takes none for this long, nor gives any
+/// after it took some ([`Recent`]); doubled, up to `MAX_HOLD`, each time a
+/// move undoes the one before.
 const NO_RETURN: Duration = Duration::from_secs(10);
+const MAX_HOLD: Duration = Duration::from_secs(600);
+/// Looks without a beat of the first thread before it counts as held: one
+/// look can miss a beat that a long run of busy tasks delayed.
+const STUCK_LOOKS: usize = 2;
 
 /// Which serving threads accept new connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +126,7 @@ struct Look {
     beats: u64,
     /// Each serving thread's CPU time, by index; `None` if unknown.
     cpu: Vec<Option<Duration>>,
-    idle: Option<Duration>,
+    idle: Option<Idle>,
 }
 
 /// The load between two looks.
@@ -148,7 +153,10 @@ impl Load {
             busy: (0..last.cpu.len())
                 .map(|i| share(first.cpu.get(i).copied().flatten(), last.cpu[i]))
                 .collect(),
-            idle_cores: share(first.idle, last.idle),
+            idle_cores: first
+                .idle
+                .zip(last.idle)
+                .and_then(|(a, b)| a.free_cores(b, wall)),
             stuck,
             full,
         }
@@ -181,12 +189,17 @@ fn decide(load: &Load, now: Accepting, spread: bool) -> (Accepting, Option<Share
         return (Accepting::First, None);
     }
     let first = load.busy(0).unwrap_or(0.0);
-    let other = load.coolest_but(0).map_or(1, |(i, _)| i);
+    let coolest = load.coolest_but(0).map_or(1, |(i, _)| i);
+    let keeps = first >= CLOSE && load.spare(SPARE_GONE);
     let accepting = match now {
-        Accepting::First if first > OPEN && load.spare(SPARE) => Accepting::FirstAnd(other),
-        Accepting::FirstAnd(_) | Accepting::All if first >= CLOSE && load.spare(SPARE_GONE) => {
+        // The other thread stays the one while it is not busy itself: the
+        // figures of idle threads differ by noise alone.
+        Accepting::FirstAnd(other) if keeps && load.busy(other).is_none_or(|b| b < COOL) => {
             Accepting::FirstAnd(other)
         }
+        Accepting::FirstAnd(_) if keeps => Accepting::FirstAnd(coolest),
+        // From the first thread alone, or after a hold, by the same rule.
+        _ if first > OPEN && load.spare(SPARE) => Accepting::FirstAnd(coolest),
         _ => Accepting::First,
     };
     let share = (|| {
@@ -210,7 +223,8 @@ fn decide(load: &Load, now: Accepting, spread: bool) -> (Accepting, Option<Share
 
 /// [`decide`] over the whole window, where each look of it agrees: the
 /// start of a load, whose first looks still count the idle time before it,
-/// is no reason to spread, nor a moment's lull in another program.
+/// is no reason to spread, nor a moment's lull in another program. The
+/// threads are chosen over the window; each look only has to confirm them.
 fn decide_steady(
     window: &Load,
     looks: &[Load],
@@ -218,19 +232,68 @@ fn decide_steady(
     spread: bool,
 ) -> (Accepting, Option<Share>) {
     let (mut accepting, mut share) = decide(window, now, spread);
-    let each: Vec<_> = looks.iter().map(|l| decide(l, now, spread)).collect();
-    let opens = now == Accepting::First && matches!(accepting, Accepting::FirstAnd(_));
-    if opens && !each.iter().all(|(a, _)| matches!(a, Accepting::FirstAnd(_))) {
+    let opens =
+        !matches!(now, Accepting::FirstAnd(_)) && matches!(accepting, Accepting::FirstAnd(_));
+    if opens
+        && !looks
+            .iter()
+            .all(|l| l.busy(0).is_some_and(|b| b > OPEN) && l.spare(SPARE))
+    {
         accepting = Accepting::First;
     }
     if let Some(s) = share
-        && !each
-            .iter()
-            .all(|(_, l)| l.is_some_and(|l| l.from == s.from && l.to == s.to))
+        && !looks.iter().all(|l| {
+            l.busy(s.from).is_some_and(|b| b > HOT)
+                && l.busy(s.to).is_some_and(|b| b < COOL)
+                && l.spare(SPARE)
+        })
     {
         share = None;
     }
     (accepting, share)
+}
+
+/// The moves asked for lately, which keep connections from going to and
+/// fro: a thread that gave connections takes none for a while, and one
+/// that took some gives none. A load that moves with its connections (one
+/// busy connection among idle ones) would otherwise swap threads with each
+/// move; each time it does, the wait doubles.
+struct Recent {
+    moves: Vec<(Share, Instant)>,
+    hold: Duration,
+}
+
+impl Recent {
+    fn new() -> Recent {
+        Recent {
+            moves: Vec::new(),
+            hold: NO_RETURN,
+        }
+    }
+
+    /// Whether `share` may be asked for now; if so, it is counted.
+    fn admit(&mut self, share: Share) -> bool {
+        let hold = self.hold;
+        self.moves.retain(|(_, at)| at.elapsed() < hold);
+        if self
+            .moves
+            .iter()
+            .any(|(m, _)| m.to == share.from || m.from == share.to)
+        {
+            return false;
+        }
+        self.moves.push((share, Instant::now()));
+        true
+    }
+
+    /// The last move asked for undid the one before it: the load went with
+    /// the connections.
+    fn swapped(&mut self, previous: Option<Share>, share: Share) {
+        self.hold = match previous {
+            Some(p) if p.from == share.to && p.to == share.from => (self.hold * 2).min(MAX_HOLD),
+            _ => NO_RETURN,
+        };
+    }
 }
 
 impl Balancer {
@@ -244,16 +307,16 @@ impl Balancer {
     }
 
     fn watch(mut self) {
-        let mut last_share: Option<(Share, Instant)> = None;
+        let mut recent = Recent::new();
+        let mut previous: Option<Share> = None;
         let mut looks = VecDeque::with_capacity(WINDOW + 1);
         looks.push_back(self.look());
         // Until every serving thread has stopped listening to the gate.
         while !self.gate.is_closed() {
             std::thread::sleep(EVERY);
             let look = self.look();
-            let stuck = looks
-                .back()
-                .is_some_and(|last: &Look| last.beats == look.beats);
+            let stuck =
+                looks.len() >= STUCK_LOOKS && looks[looks.len() - STUCK_LOOKS].beats == look.beats;
             looks.push_back(look);
             if looks.len() > WINDOW + 1 {
                 looks.pop_front();
@@ -278,14 +341,13 @@ impl Balancer {
                 }
                 continue;
             };
-            if last_share.is_some_and(|(last, at)| {
-                last.from == share.to && last.to == share.from && at.elapsed() < NO_RETURN
-            }) {
+            if !recent.admit(share) {
                 continue;
             }
             if self.shared.threads.share(share) {
                 debug!(?load, ?share, "asking a thread to take waiting connections");
-                last_share = Some((share, Instant::now()));
+                recent.swapped(previous, share);
+                previous = Some(share);
                 // The next move is decided on figures taken after this one.
                 looks.drain(..looks.len() - 1);
             }
@@ -295,7 +357,7 @@ impl Balancer {
 
 #[cfg(test)]
 mod tests {
-    use super::{Accepting, Load, Share, decide, decide_steady};
+    use super::{Accepting, Load, NO_RETURN, Recent, Share, decide, decide_steady};
 
     fn load(busy: &[f64], idle_cores: Option<f64>) -> Load {
         Load {
@@ -390,6 +452,46 @@ mod tests {
         let window = load(&[0.95, 0.5], Some(0.2));
         let open = Accepting::FirstAnd(1);
         assert_eq!(decide_steady(&window, &looks, open, true).0, open);
+    }
+
+    #[test]
+    fn the_other_thread_stays_while_not_busy_and_a_hold_opens_nothing_by_itself() {
+        let open = Accepting::FirstAnd(2);
+        // Another thread a hair cooler by noise: the same one accepts.
+        let quieter = load(&[0.8, 0.6, 0.05, 0.01], Some(1.0));
+        assert_eq!(decide(&quieter, open, true).0, open);
+        let busier = load(&[0.8, 0.6, 0.7, 0.01], Some(1.0));
+        assert_eq!(decide(&busier, open, true).0, Accepting::FirstAnd(3));
+        // Once a hold is over, only the rule that opens from the first
+        // thread alone opens.
+        let after = load(&[0.5, 0.0], Some(1.0));
+        assert_eq!(decide(&after, Accepting::All, true).0, Accepting::First);
+        let looks = [load(&[0.9, 0.0], Some(1.0)), load(&[0.3, 0.0], Some(1.0))];
+        let window = load(&[0.8, 0.0], Some(1.0));
+        let steady = decide_steady(&window, &looks, Accepting::All, true);
+        assert_eq!(steady.0, Accepting::First);
+    }
+
+    #[test]
+    fn moves_do_not_go_to_and_fro() {
+        let share = |from, to| Share {
+            from,
+            to,
+            fraction: 0.5,
+        };
+        let mut recent = Recent::new();
+        assert!(recent.admit(share(0, 1)));
+        assert!(!recent.admit(share(1, 0)), "straight back");
+        assert!(!recent.admit(share(1, 2)), "a thread that took gives none");
+        assert!(!recent.admit(share(2, 0)), "a thread that gave takes none");
+        assert!(recent.admit(share(3, 2)), "other threads are free to");
+        // Each move that undoes the one before doubles the wait.
+        recent.swapped(Some(share(0, 1)), share(1, 0));
+        assert_eq!(recent.hold, NO_RETURN * 2);
+        recent.swapped(Some(share(1, 0)), share(0, 1));
+        assert_eq!(recent.hold, NO_RETURN * 4);
+        recent.swapped(Some(share(0, 1)), share(0, 2));
+        assert_eq!(recent.hold, NO_RETURN);
     }
 
     #[test]

@@ -182,6 +182,10 @@ struct Entry {
     clock: Option<ThreadClock>,
     /// Takes the connections to take from other threads.
     requests: mpsc::UnboundedSender<Move>,
+    /// A share asked of this thread that it has not taken yet: one at a
+    /// time, or a thread that a hook holds for a while would find a pile
+    /// of them, each decided on figures long gone, once free.
+    asked: bool,
 }
 
 /// Waiting connections of thread `from` that thread `to` is to take: this
@@ -219,6 +223,7 @@ impl Threads {
             tid,
             clock: ThreadClock::current(),
             requests,
+            asked: false,
         });
         list.sort_by_key(|e| e.index);
         received
@@ -257,12 +262,25 @@ impl Threads {
     }
 
     /// Asks serving thread `share.to` to take its share of the waiting
-    /// connections of `share.from`; false if it no longer takes any.
+    /// connections of `share.from`; false if it no longer takes any, or
+    /// has yet to take the last share asked of it.
     pub fn share(&self, share: Share) -> bool {
-        self.list()
-            .iter()
-            .find(|e| e.index == share.to)
-            .is_some_and(|to| to.requests.send(Move::Share(share)).is_ok())
+        let mut list = self.list();
+        let Some(to) = list.iter_mut().find(|e| e.index == share.to) else {
+            return false;
+        };
+        if to.asked {
+            return false;
+        }
+        to.asked = to.requests.send(Move::Share(share)).is_ok();
+        to.asked
+    }
+
+    /// Serving thread `index` took the share asked of it.
+    pub fn took_share(&self, index: usize) {
+        if let Some(e) = self.list().iter_mut().find(|e| e.index == index) {
+            e.asked = false;
+        }
     }
 }
 

@@ -243,6 +243,9 @@ impl Serving {
                 handover::take_over(&self.shared.registry, from, thread, fraction, |conn| {
                     self.tracker.spawn(conn.resume());
                 });
+            if fraction.is_some() {
+                self.shared.threads.took_share(thread);
+            }
             match request {
                 // The thread was free again, or every connection on it
                 // busy, before this one looked.

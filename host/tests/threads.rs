@@ -183,8 +183,8 @@ fn waiting_connections_move_off_a_busy_thread_when_a_core_is_free() {
     stop.store(true, Ordering::Relaxed);
     let rounds: u64 = workers.into_iter().map(|w| w.join().expect("worker")).sum();
     println!("{moved:?}; second thread on the CPU {second:.2} of the time; {rounds} rounds");
-    let moved = moved.unwrap_or_else(|| panic!("no connection moved:\n{}", host.stderr()));
-    assert!(!moved.contains("moved=0"), "{moved}");
+    // Logged only when some moved.
+    assert!(moved.is_some(), "no connection moved:\n{}", host.stderr());
     assert!(second > 0.25, "the second thread served {second:.2}");
 }
 

@@ -27,15 +27,27 @@ fn threads_of_connections(log: &str) -> Vec<usize> {
         .collect()
 }
 
-/// A host with two serving threads, `hello` and `crashkit`.
+/// A host with two serving threads, `hello`, `crashkit` and `chat`.
 fn crashkit_host() -> HostProcess {
     HostStart::new()
         .config(format!(
-            "server_name = \"threads\"\nworker_threads = 2\n{}{}",
+            "server_name = \"threads\"\nworker_threads = 2\n{}{}{}",
             plugin_entry("hello"),
-            plugin_entry("crashkit")
+            plugin_entry("crashkit"),
+            plugin_entry("chat")
         ))
         .spawn()
+}
+
+/// A chat client named `nick` in the room `lobby`.
+fn member(host: &HostProcess, nick: &str) -> Conn {
+    let (mut c, _) = Conn::open(host.addr());
+    assert_eq!(
+        c.ask(&format!("NICK {nick}")),
+        format!("MSG you are {nick}")
+    );
+    assert!(c.ask("JOIN lobby").starts_with("MSG joined lobby"));
+    c
 }
 
 /// [`crashkit_host`], with its `WORK` hook (crashkit's 8th) already running
@@ -158,8 +170,10 @@ fn wait_for_move(host: &HostProcess) -> Option<String> {
 fn waiting_connections_move_off_a_busy_thread_when_a_core_is_free() {
     let _one_at_a_time = cpu_load();
     let host = working_host();
-    // Opened while the host is idle: all on the first thread.
+    // Opened while the host is idle: all on the first thread. Chat members
+    // wait for lines pushed to them, wherever they end up.
     let conns: Vec<Conn> = (0..6).map(|_| Conn::open(host.addr()).0).collect();
+    let mut members: Vec<Conn> = (0..6).map(|i| member(&host, &format!("m{i}"))).collect();
     assert!(
         threads_of_connections(&host.stderr())
             .iter()
@@ -180,6 +194,26 @@ fn waiting_connections_move_off_a_busy_thread_when_a_core_is_free() {
     let over = Instant::now();
     std::thread::sleep(Duration::from_secs(1));
     let second = share(before, thread_cpu(&host, Some("serve-1")), over.elapsed());
+    // Every member hears every line, once and in order, whichever thread
+    // serves it now.
+    let mut speaker = member(&host, "speaker");
+    for n in 0..20 {
+        assert_eq!(speaker.ask(&format!("SAY line {n}")), "MSG said to 6");
+    }
+    for m in &mut members {
+        let mut heard = Vec::new();
+        while heard.len() < 20 {
+            let line = m.pushed();
+            // Others joining the room are told too.
+            if !line.starts_with("lobby * ") {
+                heard.push(line);
+            }
+        }
+        let said: Vec<_> = (0..20)
+            .map(|n| format!("lobby speaker: line {n}"))
+            .collect();
+        assert_eq!(heard, said);
+    }
     stop.store(true, Ordering::Relaxed);
     let rounds: u64 = workers.into_iter().map(|w| w.join().expect("worker")).sum();
     println!("{moved:?}; second thread on the CPU {second:.2} of the time; {rounds} rounds");

@@ -315,25 +315,22 @@ host_configs() {
     done
 }
 
-fanout_ready=0
-if [[ -z ${SKIP_FANOUT:-} ]]; then
-    if [[ -e $release/libchat.so ]]; then
-        fanout_ready=1
-        host_configs chat libchat.so
+# optional_run NAME LIBRARY SKIP WHAT: prints 1 after writing NAME's host
+# configs (host_configs), or 0 if SKIP is set, or LIBRARY is missing (with
+# a warning that WHAT is left out).
+optional_run() {
+    if [[ -n $3 ]]; then
+        echo 0
+    elif [[ -e $release/$2 ]]; then
+        host_configs "$1" "$2"
+        echo 1
     else
-        say "warning: $release/libchat.so missing; skipping the fan-out comparison"
+        say "warning: $release/$2 missing; skipping $4"
+        echo 0
     fi
-fi
-
-work_ready=0
-if [[ -z ${SKIP_WORK:-} ]]; then
-    if [[ -e $release/libcrashkit.so ]]; then
-        work_ready=1
-        host_configs work libcrashkit.so
-    else
-        say "warning: $release/libcrashkit.so missing; skipping the CPU-bound comparison"
-    fi
-fi
+}
+fanout_ready=$(optional_run chat libchat.so "${SKIP_FANOUT:-}" "the fan-out comparison")
+work_ready=$(optional_run work libcrashkit.so "${SKIP_WORK:-}" "the CPU-bound comparison")
 
 start_host host "$work/host.toml"
 hostd_addr=$host_addr hostd_pid=$host_pid

@@ -59,12 +59,17 @@ impl Resting {
     /// is served by thread `to` from now on. The caller wakes the task
     /// left behind.
     fn take(&mut self, from: usize, to: usize) -> Option<Box<Connection>> {
-        if self.conn.is_none() || self.thread != thread_number(from) {
+        if !self.rests_on(from) {
             return None;
         }
         self.thread = thread_number(to);
         self.tenure = self.tenure.wrapping_add(1);
         self.conn.take()
+    }
+
+    /// Whether a connection rests here, served by thread `thread`.
+    fn rests_on(&self, thread: usize) -> bool {
+        self.conn.is_some() && self.thread == thread_number(thread)
     }
 }
 
@@ -299,7 +304,7 @@ pub fn take_over(
         Some(fraction) => {
             let mut resting = 0usize;
             registry.each(|inbox| {
-                if inbox.resting(|r| r.conn.is_some() && r.thread == thread_number(from)) {
+                if inbox.resting(|r| r.rests_on(from)) {
                     resting += 1;
                 }
             });
